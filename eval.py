@@ -1,0 +1,42 @@
+"""Evaluate a trained run on its test split: `python eval.py --workdir runs/springs5`.
+
+Prints a table and writes DIR/eval.json (edge_accuracy, edge_accuracy_raw, nll, kl,
+mse_per_step). See nri_jax/evaluation.py for the protocol.
+"""
+
+import sys
+
+from absl import app, flags
+
+from nri_jax import cli
+
+_WORKDIR = flags.DEFINE_string("workdir", None, "A directory written by train.py.")
+_DATA_DIR = flags.DEFINE_string(
+    "data_dir", None, "Evaluate on the test split in this folder (training normalisation)."
+)
+_OUTPUT = flags.DEFINE_string("output", None, "Write the JSON here instead of DIR/eval.json.")
+_PLOTS = flags.DEFINE_bool("plots", False, "Write PNG plots to DIR/plots.")
+_DYNAMIC = flags.DEFINE_bool(
+    "dynamic_graph", False, "RNN decoder: re-infer the graph on a sliding window (paper §5.2)."
+)
+flags.mark_flags_as_required(["workdir"])
+
+
+def main(argv):
+    if len(argv) > 1:
+        sys.exit(f"error: unexpected arguments {argv[1:]}")
+    from nri_jax.evaluation import evaluate, format_table
+
+    with cli.one_line_errors():
+        result = evaluate(
+            _WORKDIR.value,
+            data_dir=_DATA_DIR.value,
+            output=_OUTPUT.value,
+            plots=_PLOTS.value,
+            dynamic_graph=_DYNAMIC.value,
+        )
+        print(format_table(result))
+
+
+if __name__ == "__main__":
+    app.run(main)

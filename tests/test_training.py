@@ -1,0 +1,153 @@
+"""The job end to end on a tiny config: training, resuming, checkpoints, logs, eval, errors."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _env(**extra):
+    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(ROOT))
+    env.update(extra)
+    return env
+
+
+def _run(args, check=True, **extra):
+    proc = subprocess.run(
+        [sys.executable, *args], cwd=ROOT, env=_env(**extra), capture_output=True, text=True
+    )
+    if check and proc.returncode:
+        raise AssertionError(f"{args} failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    """A tiny springs dataset written once by the generator."""
+    data_dir = tmp_path_factory.mktemp("data")
+    from ml_collections import config_flags  # noqa: F401  (import check only)
+
+    from configs import test as test_config
+    from simulators.generate import generate_dataset
+
+    config = test_config.get_config()
+    config.data.dir = str(data_dir)
+    generate_dataset(config.data, progress=False)
+    return data_dir
+
+
+def _tiny_config(data_dir, **overrides):
+    from configs import test as test_config
+
+    config = test_config.get_config()
+    config.data.dir = str(data_dir)
+    for key, value in overrides.items():
+        group, name = key.split(".")
+        config[group][name] = value
+    return config
+
+
+def _lines(workdir):
+    return [json.loads(x) for x in (Path(workdir) / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_train_resume_and_eval(tiny_data, tmp_path):
+    from nri_jax.evaluation import evaluate
+    from nri_jax.training import train_and_evaluate
+
+    workdir = tmp_path / "run"
+    first = train_and_evaluate(_tiny_config(tiny_data), workdir)
+    assert [r["epoch"] for r in _lines(workdir)] == [1, 2]
+    assert np.isfinite(first["train_nll"]) and np.isfinite(first["valid_nll"])
+    assert list((workdir / "tb").iterdir()), "TensorBoard event files"
+    saved = json.loads((workdir / "config.json").read_text())
+    assert saved["model"]["hidden"] == 16
+    # Rerunning with more epochs resumes after epoch 2 rather than starting again.
+    train_and_evaluate(_tiny_config(tiny_data, **{"train.epochs": 3}), workdir)
+    assert [r["epoch"] for r in _lines(workdir)] == [1, 2, 3]
+
+    result = evaluate(workdir, plots=True)
+    assert set(result) >= {"edge_accuracy", "edge_accuracy_raw", "nll", "kl", "mse_per_step"}
+    assert len(result["mse_per_step"]) == 5
+    assert result["edge_accuracy"] >= result["edge_accuracy_raw"] - 1e-9
+    assert json.loads((workdir / "eval.json").read_text()) == result
+    assert sorted(p.name for p in (workdir / "plots").iterdir())[:2] == [
+        "graph_0.png",
+        "graph_1.png",
+    ]
+    # Another folder's test split with the run's normalisation, JSON written elsewhere.
+    other = tmp_path / "other.json"
+    again = evaluate(workdir, data_dir=str(tiny_data), output=str(other))
+    assert json.loads(other.read_text())["edge_accuracy"] == again["edge_accuracy"]
+
+
+def test_incompatible_workdir_and_bad_config(tiny_data, tmp_path):
+    from nri_jax.training import train_and_evaluate
+
+    workdir = tmp_path / "run"
+    train_and_evaluate(_tiny_config(tiny_data, **{"train.epochs": 1}), workdir)
+    with pytest.raises(ValueError, match="config.model.hidden"):
+        train_and_evaluate(_tiny_config(tiny_data, **{"model.hidden": 32}), workdir)
+    with pytest.raises(ValueError, match="config.model.encoder"):
+        train_and_evaluate(_tiny_config(tiny_data, **{"model.encoder": "gnn"}), tmp_path / "x")
+    with pytest.raises(ValueError, match="batch_size=64 is larger"):
+        train_and_evaluate(_tiny_config(tiny_data, **{"train.batch_size": 64}), tmp_path / "y")
+
+
+def test_cli_errors_are_one_line(tiny_data, tmp_path):
+    proc = _run(
+        [
+            "train.py",
+            "--config",
+            "configs/test.py",
+            f"--workdir={tmp_path / 'run'}",
+            f"--config.data.dir={tiny_data}",
+            "--config.model.decoder=transformer",
+        ],
+        check=False,
+    )
+    assert proc.returncode != 0
+    assert proc.stderr.strip().splitlines() == [
+        "error: config.model.decoder='transformer' is not one of 'mlp', 'rnn', 'sim'"
+    ]
+    proc = _run(["eval.py", f"--workdir={tmp_path / 'nothing'}"], check=False)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().startswith("error:")
+
+
+def test_killed_run_resumes_to_same_result(tiny_data, tmp_path):
+    """SIGKILL mid-run, rerun: the final metrics equal those of an uninterrupted run."""
+    args = ["train.py", "--config", "configs/test.py", f"--config.data.dir={tiny_data}"]
+    args += ["--config.train.epochs=4", "--config.train.batch_size=4"]
+    _run([*args, f"--workdir={tmp_path / 'straight'}"])
+
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(
+        [sys.executable, *args, f"--workdir={killed}"],
+        cwd=ROOT,
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 120
+    log = killed / "metrics.jsonl"
+    while time.time() < deadline and proc.poll() is None:
+        if log.exists() and log.read_text().strip():
+            break
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert len(_lines(killed)) < 4, "the kill came too late to test anything"
+    _run([*args, f"--workdir={killed}"])
+    assert _lines(killed)[-1]["epoch"] == 4
+    straight, resumed = _lines(tmp_path / "straight")[-1], _lines(killed)[-1]
+    for key in ("train_nll", "train_kl", "valid_nll", "valid_accuracy"):
+        assert resumed[key] == pytest.approx(straight[key], rel=1e-5), key

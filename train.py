@@ -1,0 +1,30 @@
+"""Train NRI: `python train.py --config configs/springs.py --workdir runs/springs5`.
+
+Thin entry point: flags, then `nri_jax.training.train_and_evaluate`. Rerunning the same
+command resumes from the latest checkpoint in --workdir. Override any config value on the
+command line, e.g. `--config.train.epochs=50 --config.data.num_objects=10`.
+"""
+
+import sys
+
+from absl import app, flags
+from ml_collections import config_flags
+
+from nri_jax import cli
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (configs/*.py).")
+_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and results.")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv):
+    if len(argv) > 1:
+        sys.exit(f"error: unexpected arguments {argv[1:]}")
+    from nri_jax.training import train_and_evaluate
+
+    with cli.one_line_errors():
+        train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+
+
+if __name__ == "__main__":
+    app.run(main)
