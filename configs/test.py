@@ -1,6 +1,6 @@
 """A tiny CPU config for the end-to-end tests (seconds, not minutes).
 
-    python train.py --config configs/test.py --workdir /tmp/nri_test --config.data.dir=/tmp/nri_data
+python train.py --config configs/test.py --workdir /tmp/nri_test
 """
 
 from nri_jax.config import base_config

@@ -270,14 +270,23 @@ class MetricsWriter:
 # The job.
 
 
+TRAINING_SPLITS = ("train", "valid")
+
+
 def load_data(config: ml_collections.ConfigDict, generate: bool = True):
-    """Load (generating first if missing) and normalise the dataset named by `config.data`."""
+    """Load the training and validation splits named by `config.data`, normalised.
+
+    If their files are missing they are generated first (all splits, with the simulators);
+    files that are present, e.g. written by the original NRI generator, are read as they are.
+    """
     if generate and not _dataset_present(config.data):
         from simulators.generate import generate_dataset
 
-        print(f"dataset not found in {config.data.dir}: generating it first")
+        print(f"dataset not found in {config.data.dir}: generating it first", flush=True)
         generate_dataset(config.data)
-    return data_lib.load_dataset(config.data, edge_types=config.model.edge_types)
+    return data_lib.load_dataset(
+        config.data, edge_types=config.model.edge_types, splits=TRAINING_SPLITS
+    )
 
 
 def _dataset_present(data_config: Mapping) -> bool:
@@ -285,7 +294,7 @@ def _dataset_present(data_config: Mapping) -> bool:
     first = "feat" if data_config["system"] == "kuramoto" else "loc"
     return all(
         (Path(data_config["dir"]) / f"{prefix}_{split}{sfx}.npy").exists()
-        for split in data_lib.SPLITS
+        for split in TRAINING_SPLITS
         for prefix in (first, "edges")
     )
 

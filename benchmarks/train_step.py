@@ -1,0 +1,139 @@
+"""Steady-state training throughput of the compiled train step, compile time reported apart.
+
+    python benchmarks/train_step.py --config configs/springs.py
+    python benchmarks/train_step.py --config configs/springs.py \
+        --config.model.encoder=cnn --config.model.decoder=rnn
+
+Runs on synthetic data of the config's shape (no dataset needed). Reports the median over
+`--repeats` timed runs of `--steps` steps, the step's matmul FLOPs (counted by hand from the
+layer shapes), the GFLOP/s they imply, and this machine's own float32
+matmul rate on the decoder's largest matmul shape in the same run. The last line is a JSON
+object with `samples_per_sec`.
+"""
+
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+from absl import app, flags  # noqa: E402
+from ml_collections import config_flags  # noqa: E402
+
+from nri_jax import training  # noqa: E402
+from nri_jax.model import make_model  # noqa: E402
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Config file.")
+_STEPS = flags.DEFINE_integer("steps", 20, "Train steps per timed run.")
+_REPEATS = flags.DEFINE_integer("repeats", 5, "Timed runs; the median is reported.")
+flags.mark_flags_as_required(["config"])
+
+
+def matmul_flops_per_sample(config, dims: int) -> float:
+    """Matmul FLOPs of one training sample (forward + backward = 3x forward), counted by hand.
+
+    MLP encoder (eqs. 5-8) and MLP decoder (eqs. 10-12) over M-step rollouts from every M-th
+    frame; the RNN decoder runs T-1 steps of its message, gate and output matmuls. CNN
+    encoder convolutions are counted as matmuls over their windows.
+    """
+    n, t, m = config.data.num_objects, config.train.timesteps, config.train.prediction_steps
+    e, k, h, hd = (
+        n * (n - 1),
+        config.model.edge_types,
+        config.model.hidden,
+        config.model.decoder_hidden,
+    )
+    used = k - int(config.model.skip_first)
+    if config.model.encoder == "mlp":
+        encoder = n * (t * dims * h + h * h) + e * (3 * h * h)
+    else:
+        t1 = t - 4
+        t2 = t1 // 2 - 4
+        encoder = e * (t1 * 5 * 2 * dims * h + t2 * (5 * h * h + h * h + h)) + e * (2 * h * h)
+    encoder += n * 2 * h * h + e * (4 * h * h) + e * h * k if config.model.factor else 0
+    if config.model.decoder == "mlp":
+        starts = -(-(t - 1) // m)
+        per_step = starts * (e * used * (2 * dims * hd + hd * hd))
+        per_step += starts * n * ((dims + hd) * hd + hd * hd + hd * dims)
+        decoder = m * per_step
+    else:
+        per_step = n * used * 2 * hd * hd + e * used * hd * hd  # node projections + layer 2
+        per_step += n * (dims * 3 * hd + hd * 3 * hd) + n * (2 * hd * hd + hd * dims)
+        decoder = (t - 1) * per_step
+    return 3 * 2 * float(encoder + decoder)
+
+
+def measure_matmul(rows: int, hidden: int, repeats: int = 20) -> float:
+    """GFLOP/s of a float32 [rows, hidden] x [hidden, hidden] matmul on this machine."""
+    a = jnp.ones((rows, hidden), jnp.float32)
+    b = jnp.ones((hidden, hidden), jnp.float32)
+    f = jax.jit(jnp.dot)
+    f(a, b).block_until_ready()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        f(a, b).block_until_ready()
+        times.append(time.perf_counter() - start)
+    return 2 * rows * hidden * hidden / statistics.median(times) / 1e9
+
+
+def main(argv):
+    del argv
+    config = _CONFIG.value
+    batch, n = config.train.batch_size, config.data.num_objects
+    frames, dims = config.train.timesteps, 4
+    steps = _STEPS.value
+    rng = np.random.default_rng(0)
+    features = jnp.asarray(rng.uniform(-1, 1, (batch * steps, n, frames, dims)), jnp.float32)
+    edges = n * (n - 1)
+    labels = jnp.asarray(rng.integers(0, 2, (batch * steps, edges)), jnp.int32)
+    model = make_model(config.model)
+    state, tx = training.init_state(model, config, np.asarray(features[:2]), steps)
+    step = training.make_train_step(model, tx, config)
+    index = jnp.arange(batch * steps).reshape(steps, batch)
+    key = jax.random.key(0)
+
+    start = time.perf_counter()
+    step.lower(state, features, labels, index[0], key).compile()
+    compile_s = time.perf_counter() - start
+    flops = batch * matmul_flops_per_sample(config, dims)
+
+    state, metrics = step(state, features, labels, index[0], key)  # warm-up
+    jax.block_until_ready(metrics)
+    times = []
+    for _ in range(_REPEATS.value):
+        start = time.perf_counter()
+        for i in range(steps):
+            state, metrics = step(state, features, labels, index[i], key)
+        jax.block_until_ready((state, metrics))
+        times.append(time.perf_counter() - start)
+    step_s = statistics.median(times) / steps
+    starts = -(-(frames - 1) // config.train.prediction_steps)
+    rows = batch * starts * edges
+    result = {
+        "config": f"{config.data.system}{n} {config.model.encoder}/{config.model.decoder}",
+        "batch_size": batch,
+        "hidden": config.model.hidden,
+        "devices": f"{jax.device_count()}x {jax.devices()[0].device_kind}",
+        "compile_s": round(compile_s, 2),
+        "step_ms": round(1e3 * step_s, 2),
+        "matmul_gflop_per_sample": round(flops / batch / 1e9, 4),
+        "matmul_gflops_achieved": round(flops / step_s / 1e9, 1),
+        "machine_matmul_gflops": round(measure_matmul(rows, config.model.decoder_hidden), 1),
+        "samples_per_sec": round(batch / step_s, 1),
+    }
+    result["fraction_of_machine_matmul"] = round(
+        result["matmul_gflops_achieved"] / result["machine_matmul_gflops"], 3
+    )
+    for key_, value in result.items():
+        print(f"{key_:28s} {value}")
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    app.run(main)

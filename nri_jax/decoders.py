@@ -1,0 +1,272 @@
+"""Decoders p(x|z) (sections 3.3-3.5): GNNs with one message MLP per edge type.
+
+Both map inputs `[batch, objects, time, dims]` and edges z `[batch, edges, K]` to predictions
+`[batch, objects, time - 1, dims]`, where preds[:, :, t] is the mean mu^{t+1} for frame t + 1.
+Their layers use PyTorch's default nn.Linear initialisation, as the original's decoders do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from nri_jax.graph import edge_to_node, fully_connected, node_to_edge
+from nri_jax.modules import torch_bias_init, torch_dense, torch_kernel_init
+
+
+@jax.custom_vjp
+def _relu(x: jax.Array) -> jax.Array:
+    """ReLU whose gradient is computed from its output, so autodiff keeps only the output.
+
+    The output is kept anyway as the next matmul's input; jax.nn.relu would also keep a mask.
+    """
+    return jnp.maximum(x, 0)
+
+
+def _relu_fwd(x):
+    y = jnp.maximum(x, 0)
+    return y, y
+
+
+def _relu_bwd(y, g):
+    return (jnp.where(y > 0, g, 0),)
+
+
+_relu.defvjp(_relu_fwd, _relu_bwd)
+
+
+class EdgeTypeMessages(nn.Module):
+    """sum_k z_ij,k f_e^k([x_i, x_j]) (eqs. 10, 13): one 2-layer MLP per edge type.
+
+    `x` `[..., objects, F]`, `z` `[..., edges, K]` (broadcast against x's leading axes) ->
+    messages `[..., edges, hidden]`. With skip_first, type 0 is the non-edge: its MLP is never
+    run (its parameters exist, unused, as in the original).
+
+    Cost: the second layer's K matmuls [rows, H] x [H, H] dominate. They run as K plain 2D
+    matmuls: on XLA:CPU a batched matmul over a type axis costs large transposes in the
+    backward pass that plain matmuls do not. project_nodes computes the first layer per node
+    ([x_s, x_r] W = x_s W_s + x_r W_r, all types and both halves in one matmul, then a gather
+    to edges): N - 1 times fewer flops, worth it for wide node features (the RNN decoder's
+    hidden state); the MLP decoder's few input dims are cheaper to gather to edges first.
+    """
+
+    edge_types: int
+    hidden: int
+    activation: Callable[[jax.Array], jax.Array] = _relu
+    skip_first: bool = False
+    project_nodes: bool = False
+    dropout: float = 0.0
+    train: bool = False
+
+    @nn.compact
+    def __call__(self, x: jax.Array, z: jax.Array) -> jax.Array:
+        num_objects, features = x.shape[-2:]
+        receivers, senders = fully_connected(num_objects)
+        types, size = self.edge_types, self.hidden
+        kernel1 = self.param("kernel1", torch_kernel_init((0,)), (types, 2 * features, size))
+        bias1 = self.param("bias1", torch_bias_init(2 * features), (types, size))
+        kernel2 = self.param("kernel2", torch_kernel_init((0,)), (types, size, size))
+        bias2 = self.param("bias2", torch_bias_init(size), (types, size))
+        used = range(int(self.skip_first), types)  # type 0 skipped by slicing, not by z = 0
+        dropout = nn.Dropout(self.dropout, deterministic=not self.train)
+
+        if self.project_nodes:
+            # [F, 2 (sender, receiver) * K * H]: every type's projections in one matmul.
+            halves = kernel1[used.start :].reshape(len(used), 2, features, size)
+            projected = x @ jnp.transpose(halves, (2, 1, 0, 3)).reshape(features, -1)
+            projected = projected.reshape(x.shape[:-1] + (2, len(used), size))
+            by_sender = jnp.take(projected[..., 0, :, :], senders, axis=-3)
+            by_receiver = jnp.take(projected[..., 1, :, :], receivers, axis=-3)
+            first = by_sender + by_receiver  # [..., E, K', H]
+        else:
+            pairs = node_to_edge(x, senders, receivers)  # [..., E, 2F]
+
+        messages = None
+        for slot, k in enumerate(used):
+            pre = first[..., slot, :] if self.project_nodes else pairs @ kernel1[k]
+            h = dropout(self.activation(pre + bias1[k]))
+            h = self.activation(h @ kernel2[k] + bias2[k])
+            weighted = h * z[..., k : k + 1]
+            messages = weighted if messages is None else messages + weighted
+        return messages
+
+
+class MLPDecoderStep(nn.Module):
+    """One Markovian step x^t -> mu^{t+1} (eqs. 10-12), shaped as a scan body.
+
+    carry `[..., objects, dims]`, z `[..., edges, K]` -> (mu, mu). Messages are summed over
+    incoming edges (no division), then an output MLP on [x, agg] predicts the change of state.
+    """
+
+    edge_types: int
+    hidden: int
+    skip_first: bool = False
+    dropout: float = 0.0
+    train: bool = False
+
+    @nn.compact
+    def __call__(self, x: jax.Array, z: jax.Array) -> tuple[jax.Array, jax.Array]:
+        num_objects, dims = x.shape[-2:]
+        receivers, _ = fully_connected(num_objects)
+        dropout = nn.Dropout(self.dropout, deterministic=not self.train)
+        messages = EdgeTypeMessages(
+            self.edge_types,
+            self.hidden,
+            _relu,
+            self.skip_first,
+            dropout=self.dropout,
+            train=self.train,
+            name="messages",
+        )(x, z)  # eq. 10
+        aggregated = edge_to_node(messages, receivers, num_objects)  # eq. 11
+        h = jnp.concatenate([x, aggregated], axis=-1)
+        h = dropout(_relu(torch_dense(self.hidden, dims + self.hidden, name="out_fc1")(h)))
+        h = dropout(_relu(torch_dense(self.hidden, self.hidden, name="out_fc2")(h)))
+        mu = x + torch_dense(dims, self.hidden, name="out_fc3")(h)  # eq. 11: x^t + delta
+        return mu, mu
+
+
+class MLPDecoder(nn.Module):
+    """Markovian GNN decoder (eqs. 10-12) trained on M-step rollouts (section 3.4).
+
+    From every M-th true frame (0, M, 2M, ...) it runs M steps feeding its own predictions
+    back; all restarts run as one batch through a `scan` over the M steps. M = 1 is one-step
+    prediction from the true previous frame.
+    """
+
+    edge_types: int
+    hidden: int = 256
+    skip_first: bool = False
+    dropout: float = 0.0
+
+    @nn.compact
+    def __call__(
+        self, inputs: jax.Array, edges: jax.Array, prediction_steps: int, train: bool = False
+    ) -> jax.Array:
+        """inputs `[B, N, T, D]`, edges `[B, E, K]` -> preds `[B, N, T - 1, D]`."""
+        batch, num_objects, time, dims = inputs.shape
+        if prediction_steps < 1:
+            raise ValueError(f"prediction_steps={prediction_steps} must be at least 1")
+        # Restarts at frame T - 1 or later, and steps past frame T - 1, would only predict
+        # frames past the end (the original runs and then truncates them).
+        starts = jnp.swapaxes(inputs[:, :, : time - 1 : prediction_steps], 1, 2)  # [B, S, N, D]
+        steps = nn.scan(
+            MLPDecoderStep,
+            variable_broadcast="params",
+            split_rngs={"params": False, "dropout": True},
+            in_axes=nn.broadcast,
+            length=min(prediction_steps, time - 1),
+        )
+        step = steps(
+            self.edge_types, self.hidden, self.skip_first, self.dropout, train, name="step"
+        )
+        _, preds = step(starts, edges[:, None])  # [M, B, S, N, D]
+        # Restart s, step m predicts frame s*M + m + 1: back to one timeline (if fewer than M
+        # steps ran, there is one restart).
+        preds = jnp.transpose(preds, (1, 3, 2, 0, 4)).reshape(batch, num_objects, -1, dims)
+        return preds[:, :, : time - 1]
+
+
+class RNNDecoderCell(nn.Module):
+    """One recurrent step (eqs. 13-17), shaped as a scan body.
+
+    carry = (hidden `[B, N, H]`, previous prediction `[B, N, D]`); per step: the true frame
+    `[B, N, D]`, whether to feed it rather than the previous prediction `[]`, z `[B, E, K]`.
+    Returns (carry, prediction `[B, N, D]`).
+    """
+
+    edge_types: int
+    hidden: int
+    skip_first: bool = False
+    dropout: float = 0.0
+    train: bool = False
+
+    @nn.compact
+    def __call__(self, carry, truth, use_truth, z):
+        hidden, previous = carry
+        x = jnp.where(use_truth, truth, previous)
+        num_objects, dims = x.shape[-2:]
+        receivers, _ = fully_connected(num_objects)
+        used_types = self.edge_types - int(self.skip_first)
+        dropout = nn.Dropout(self.dropout, deterministic=not self.train)
+        messages = EdgeTypeMessages(
+            self.edge_types,
+            self.hidden,
+            jnp.tanh,
+            self.skip_first,
+            project_nodes=True,
+            dropout=self.dropout,
+            train=self.train,
+            name="messages",
+        )(hidden, z)  # eq. 13, averaged over the used types as in the original
+        aggregated = edge_to_node(messages / used_types, receivers, num_objects) / num_objects
+        # GRU gates exactly as the original's (eq. 15): input x, and the aggregated messages in
+        # place of the usual hidden-state input; the three gates' Linears run as one matmul.
+        size = self.hidden
+        gates_x = torch_dense(3 * size, dims, name="input_gates")(x)
+        gates_m = torch_dense(3 * size, size, use_bias=False, name="hidden_gates")(aggregated)
+        r = jax.nn.sigmoid(gates_x[..., :size] + gates_m[..., :size])
+        i = jax.nn.sigmoid(gates_x[..., size : 2 * size] + gates_m[..., size : 2 * size])
+        n = jnp.tanh(gates_x[..., 2 * size :] + r * gates_m[..., 2 * size :])
+        hidden = (1 - i) * n + i * hidden
+        h = dropout(_relu(torch_dense(size, size, name="out_fc1")(hidden)))
+        h = dropout(_relu(torch_dense(size, size, name="out_fc2")(h)))
+        mu = x + torch_dense(dims, size, name="out_fc3")(h)  # eqs. 16-17
+        return (hidden, mu), mu
+
+
+class RNNDecoder(nn.Module):
+    """Recurrent GNN decoder (section 3.5): a GRU over message passing on hidden states.
+
+    The input at step t is the true frame t while t < burn_in_steps and the previous
+    prediction after (training: burn_in_steps = T - M). With prediction_steps = M given, the
+    true frame is also fed at every step t divisible by M, the hidden state carried through
+    (the original's mode without burn-in; M = 1 is teacher forcing). edges are `[B, E, K]`, or
+    per step `[B, T - 1, E, K]` for a graph that changes over time (section 5.2).
+    """
+
+    edge_types: int
+    hidden: int = 256
+    skip_first: bool = False
+    dropout: float = 0.0
+
+    @nn.compact
+    def __call__(
+        self,
+        inputs: jax.Array,
+        edges: jax.Array,
+        burn_in_steps: int,
+        train: bool = False,
+        prediction_steps: int | None = None,
+    ) -> jax.Array:
+        """inputs `[B, N, T, D]`, edges `[B, E, K]` or `[B, T - 1, E, K]` -> `[B, N, T - 1, D]`."""
+        batch, num_objects, time, dims = inputs.shape
+        if burn_in_steps < 1:
+            raise ValueError(f"burn_in_steps={burn_in_steps} must be at least 1")
+        truth = jnp.moveaxis(inputs[:, :, :-1], 2, 0)  # [T-1, B, N, D]
+        use_truth = np.arange(time - 1) < burn_in_steps
+        if prediction_steps is not None:
+            use_truth |= np.arange(time - 1) % prediction_steps == 0
+        per_step_edges = edges.ndim == 4
+        if per_step_edges:
+            edges = jnp.swapaxes(edges, 0, 1)  # [T-1, B, E, K]
+        cells = nn.scan(
+            RNNDecoderCell,
+            variable_broadcast="params",
+            split_rngs={"params": False, "dropout": True},
+            in_axes=(0, 0, 0 if per_step_edges else nn.broadcast),
+            length=time - 1,
+        )
+        cell = cells(
+            self.edge_types, self.hidden, self.skip_first, self.dropout, train, name="cell"
+        )
+        carry = (
+            jnp.zeros((batch, num_objects, self.hidden), inputs.dtype),
+            jnp.zeros((batch, num_objects, dims), inputs.dtype),
+        )
+        _, preds = cell(carry, truth, jnp.asarray(use_truth), edges)
+        return jnp.moveaxis(preds, 0, 2)

@@ -1,0 +1,184 @@
+"""The NRI model (section 3): encoder q(z|x), Gumbel-softmax sampling, decoder p(x|z).
+
+RNG streams: 'gumbel' for the edge samples, 'dropout' for dropout (train only), 'params' at init.
+Besides `__call__` (the training / validation forward pass), the methods `encode`, `sample`,
+`decode` and `rollout` run through `model.apply(variables, ..., method="...")`, so evaluation can
+encode one stretch of frames and decode another.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from nri_jax.decoders import MLPDecoder, RNNDecoder
+from nri_jax.encoders import CNNEncoder, MLPEncoder
+from nri_jax.gumbel import gumbel_softmax
+
+ENCODERS = ("mlp", "cnn")
+DECODERS = ("mlp", "rnn")
+
+
+class NRI(nn.Module):
+    """Neural relational inference: trajectories `[batch, objects, time, dims]` -> edges, preds.
+
+    The number of objects and of dims are read from the inputs. `edge_types` is K; `hidden` the
+    encoder's width and `decoder_hidden` the decoder's; `factor` picks the factor-graph encoder
+    (eqs. 5-8); `skip_first` hard-codes edge type 0 as "no interaction".
+    """
+
+    encoder: str = "mlp"
+    decoder: str = "mlp"
+    edge_types: int = 2
+    hidden: int = 256
+    decoder_hidden: int = 256
+    factor: bool = True
+    skip_first: bool = False
+    dropout: float = 0.0
+
+    def setup(self):
+        _check_choice("encoder", self.encoder, ENCODERS)
+        _check_choice("decoder", self.decoder, DECODERS)
+        encoder_cls = MLPEncoder if self.encoder == "mlp" else CNNEncoder
+        self.encoder_net = encoder_cls(self.hidden, self.edge_types, self.dropout, self.factor)
+        decoder_cls = MLPDecoder if self.decoder == "mlp" else RNNDecoder
+        self.decoder_net = decoder_cls(
+            self.edge_types, self.decoder_hidden, self.skip_first, self.dropout
+        )
+
+    def __call__(
+        self,
+        inputs: jax.Array,
+        *,
+        train: bool,
+        temperature: float,
+        hard: bool,
+        prediction_steps: int,
+        encoder_inputs: jax.Array | None = None,
+    ) -> dict[str, jax.Array]:
+        """Encode, sample z, decode (section 3.6).
+
+        inputs `[B, N, T, D]` are decoded; the encoder sees `encoder_inputs` if given, else the
+        same frames. The MLP decoder restarts from the truth every `prediction_steps` frames
+        (section 3.4); the RNN decoder sees the truth for the first T - prediction_steps steps
+        (section 3.5). prediction_steps = 1 is one-step, teacher-forced prediction for both.
+
+        Returns dict: logits `[B, E, K]`, probs = softmax(logits) (q(z|x), for the KL), edges
+        (the Gumbel-softmax sample z) `[B, E, K]`, preds `[B, N, T - 1, D]` (preds[:, :, t]
+        predicts frame t + 1).
+        """
+        logits = self.encode(inputs if encoder_inputs is None else encoder_inputs, train)
+        edges = self.sample(logits, temperature, hard)
+        if self.decoder == "rnn":
+            burn_in_steps = max(inputs.shape[2] - prediction_steps, 1)
+            preds = self.decoder_net(inputs, edges, burn_in_steps, train)
+        else:
+            preds = self.decoder_net(inputs, edges, prediction_steps, train)
+        probs = jax.nn.softmax(logits, axis=-1)
+        return {"logits": logits, "probs": probs, "edges": edges, "preds": preds}
+
+    def encode(self, inputs: jax.Array, train: bool = False) -> jax.Array:
+        """Edge-type logits `[B, E, K]` from trajectories `[B, N, T, D]` (section 3.1)."""
+        return self.encoder_net(inputs, train)
+
+    def sample(self, logits: jax.Array, temperature: float, hard: bool) -> jax.Array:
+        """Gumbel-softmax sample z `[B, E, K]` (eq. 9), noise from the 'gumbel' RNG stream."""
+        return gumbel_softmax(self.make_rng("gumbel"), logits, temperature, hard)
+
+    def decode(
+        self, inputs: jax.Array, edges: jax.Array, prediction_steps: int, train: bool = False
+    ) -> jax.Array:
+        """Predictions `[B, N, T - 1, D]`, the truth fed in every `prediction_steps` frames.
+
+        MLP decoder: M-step rollouts from frames 0, M, 2M, ... (section 3.4). RNN decoder: input
+        the true frame at steps 0, M, 2M, ..., the previous prediction otherwise, with the hidden
+        state carried throughout (the original's RNN decoder without burn-in). M = 1 is
+        teacher forcing; M >= T - 1 one free rollout from frame 0.
+        """
+        if self.decoder == "mlp":
+            return self.decoder_net(inputs, edges, prediction_steps, train)
+        return self.decoder_net(inputs, edges, 1, train, prediction_steps=prediction_steps)
+
+    def rollout(
+        self,
+        inputs: jax.Array,
+        edges: jax.Array,
+        burn_in_steps: int,
+        train: bool = False,
+        dynamic_graph: bool = False,
+        encoder_window: int | None = None,
+        temperature: float = 0.5,
+    ) -> jax.Array:
+        """Predictions `[B, N, T - 1, D]` fed the true frames t < burn_in_steps, then their own.
+
+        So preds[:, :, burn_in_steps - 1:] is a free rollout from the true frame
+        burn_in_steps - 1. dynamic_graph (RNN decoder only, section 5.2): at each step
+        t >= encoder_window the edges are re-inferred from the true frames
+        [t - encoder_window, t) and sampled hard (Gumbel noise from 'gumbel'); earlier steps use
+        `edges`. All windows are encoded as one batch before the recurrence starts.
+        """
+        time = inputs.shape[2]
+        if self.decoder == "rnn":
+            if dynamic_graph:
+                if encoder_window is None:
+                    raise ValueError("dynamic_graph=True needs encoder_window")
+                edges = self._dynamic_edges(inputs, edges, encoder_window, temperature, train)
+            return self.decoder_net(inputs, edges, burn_in_steps, train)
+        if dynamic_graph:
+            raise ValueError("dynamic_graph needs config.model.decoder='rnn'")
+        if burn_in_steps >= time - 1:
+            return self.decoder_net(inputs, edges, 1, train)
+        # One free run from the last true frame, after one-step predictions up to it.
+        start = max(burn_in_steps, 1) - 1
+        free = self.decoder_net(inputs[:, :, start:], edges, time - 1 - start, train)
+        if start == 0:
+            return free
+        forced = self.decoder_net(inputs[:, :, : start + 1], edges, 1, train)
+        return jnp.concatenate([forced, free], axis=2)
+
+    def _dynamic_edges(
+        self, inputs: jax.Array, edges: jax.Array, window: int, temperature: float, train: bool
+    ) -> jax.Array:
+        """Per-step edges `[B, T - 1, E, K]`: `edges` before step `window`, re-encoded after."""
+        batch, num_objects, time, dims = inputs.shape
+        steps = np.arange(window, time - 1)
+        static = jnp.broadcast_to(edges[:, None], (batch, time - 1 - len(steps)) + edges.shape[1:])
+        if len(steps) == 0:
+            return static
+        frames = steps[:, None] + np.arange(-window, 0)  # [W, window] frame indices
+        windows = jnp.moveaxis(inputs[:, :, frames], 2, 0)  # [W, B, N, window, D]
+        logits = self.encode(windows.reshape(-1, num_objects, window, dims), train)
+        dynamic = self.sample(logits, temperature, hard=True).reshape(
+            (len(steps), batch) + edges.shape[1:]
+        )
+        return jnp.concatenate([static, jnp.swapaxes(dynamic, 0, 1)], axis=1)
+
+
+def _check_choice(field: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"config.model.{field}: unknown {field} {value!r}; use one of {allowed}")
+
+
+def make_model(model_config: Mapping) -> NRI:
+    """NRI from `config.model` (see `nri_jax/config.py`); ValueError on unknown names."""
+    if model_config["decoder"] == "sim":
+        raise ValueError(
+            "config.model.decoder: the simulation decoder 'sim' is not implemented yet;"
+            f" use one of {DECODERS}"
+        )
+    _check_choice("encoder", model_config["encoder"], ENCODERS)
+    _check_choice("decoder", model_config["decoder"], DECODERS)
+    return NRI(
+        encoder=model_config["encoder"],
+        decoder=model_config["decoder"],
+        edge_types=model_config["edge_types"],
+        hidden=model_config["hidden"],
+        decoder_hidden=model_config["decoder_hidden"],
+        factor=model_config["factor"],
+        skip_first=model_config["skip_first"],
+        dropout=model_config["dropout"],
+    )

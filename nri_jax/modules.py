@@ -1,0 +1,121 @@
+"""Building blocks of the encoders and decoders, with the original's initialisations.
+
+- `MLP`: the encoder's two-layer ELU block with batch normalisation over batch x items.
+- `AttentionCNN`: the CNN encoder's per-edge 1D convolution with attentive pooling over time.
+- `torch_dense`: a Dense layer initialised like PyTorch's default `nn.Linear` (the decoders).
+"""
+
+from __future__ import annotations
+
+import math
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+# The encoders' Linear layers: Xavier (Glorot) *normal*, not flax's truncated normal, and bias 0.1.
+xavier_normal = nn.initializers.variance_scaling(1.0, "fan_avg", "normal")
+bias_point_one = nn.initializers.constant(0.1)
+
+
+def batch_norm(train: bool, name: str | None = None) -> nn.BatchNorm:
+    """BatchNorm over every axis but the last, updated like PyTorch's (momentum 0.1, eps 1e-5).
+
+    Flax keeps `momentum` of the old statistic where PyTorch keeps `1 - momentum`. One known
+    difference: PyTorch's running variance uses the unbiased batch variance, flax's the biased.
+    """
+    return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5, name=name)
+
+
+def encoder_dense(features: int, name: str | None = None) -> nn.Dense:
+    """Dense layer with the encoders' initialisation (Xavier normal, bias 0.1)."""
+    return nn.Dense(features, kernel_init=xavier_normal, bias_init=bias_point_one, name=name)
+
+
+# PyTorch's default nn.Linear init is U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for kernel and bias;
+# variance_scaling(1/3, fan_in, uniform) is exactly that bound for the kernel.
+def torch_kernel_init(batch_axis: tuple[int, ...] = ()) -> jax.nn.initializers.Initializer:
+    """Kernel init of PyTorch's `nn.Linear`; `batch_axis` for stacked per-edge-type kernels."""
+    return nn.initializers.variance_scaling(
+        1.0 / 3.0, "fan_in", "uniform", in_axis=-2, out_axis=-1, batch_axis=batch_axis
+    )
+
+
+def torch_bias_init(fan_in: int) -> jax.nn.initializers.Initializer:
+    """Bias init of PyTorch's `nn.Linear` with `fan_in` inputs."""
+    bound = 1.0 / math.sqrt(fan_in)
+
+    def init(key, shape, dtype=jnp.float32):
+        return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+    return init
+
+
+def torch_dense(
+    features: int, fan_in: int, use_bias: bool = True, name: str | None = None
+) -> nn.Dense:
+    """Dense layer initialised like PyTorch's default `nn.Linear(fan_in, features)`."""
+    return nn.Dense(
+        features,
+        use_bias=use_bias,
+        kernel_init=torch_kernel_init(),
+        bias_init=torch_bias_init(fan_in),
+        name=name,
+    )
+
+
+class MLP(nn.Module):
+    """Linear -> ELU -> dropout -> Linear -> ELU -> BatchNorm: the encoders' f(...) networks.
+
+    `[..., items, F]` -> `[..., items, out]`; batch statistics are taken over all leading axes
+    (batch x objects or batch x edges), as the original reshapes to [batch * items, features].
+    """
+
+    hidden: int
+    out: int
+    dropout: float = 0.0
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+        x = nn.elu(encoder_dense(self.hidden, name="fc1")(x))
+        x = nn.Dropout(self.dropout, deterministic=not train)(x)
+        x = nn.elu(encoder_dense(self.out, name="fc2")(x))
+        return batch_norm(train, name="bn")(x)
+
+
+def _conv_init(kernel_size: int, out_channels: int) -> jax.nn.initializers.Initializer:
+    # The original's He-style init: normal(0, sqrt(2 / (kernel_size * out_channels))).
+    return nn.initializers.normal(math.sqrt(2.0 / (kernel_size * out_channels)))
+
+
+def _conv(out_channels: int, kernel_size: int, name: str) -> nn.Conv:
+    return nn.Conv(
+        out_channels,
+        (kernel_size,),
+        padding="VALID",
+        kernel_init=_conv_init(kernel_size, out_channels),
+        bias_init=bias_point_one,
+        name=name,
+    )
+
+
+class AttentionCNN(nn.Module):
+    """1D CNN with attentive pooling over time (Lin et al., 2017), the CNN encoder's f_emb.
+
+    `[sequences, time, channels]` (flax's NWC layout) -> `[sequences, out]`. Two VALID k=5
+    convolutions with a stride-2 max-pool between them, so it needs at least 14 frames.
+    """
+
+    hidden: int
+    out: int
+    dropout: float = 0.0
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+        x = batch_norm(train, "bn1")(nn.relu(_conv(self.hidden, 5, "conv1")(x)))
+        x = nn.Dropout(self.dropout, deterministic=not train)(x)
+        x = nn.max_pool(x, (2,), strides=(2,))  # VALID: floors odd lengths like MaxPool1d
+        x = batch_norm(train, "bn2")(nn.relu(_conv(self.hidden, 5, "conv2")(x)))
+        features = _conv(self.out, 1, "conv_predict")(x)
+        attention = jax.nn.softmax(_conv(1, 1, "conv_attention")(x), axis=-2)  # over time
+        return jnp.mean(features * attention, axis=-2)

@@ -1,0 +1,278 @@
+"""Tests for the Kuramoto simulator (REFERENCE.md §1): physics, solver accuracy, gradients,
+the successors' feature recipe and the split generator's layouts and determinism."""
+
+import math
+import os
+import pathlib
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from simulators import kuramoto
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+DT = 0.01
+SAMPLE_FREQ = 10
+LENGTH, LENGTH_TEST = 500, 1000
+NUM_SIMS = 48  # Small split shared by the generator tests (one compile per chunk size).
+
+
+@pytest.fixture
+def x64():
+    """float64 for this test only: `jax.enable_x64` is a context manager, so nothing leaks."""
+    with jax.enable_x64(True):
+        yield
+
+
+def _grid():
+    return jnp.arange(LENGTH_TEST, dtype=jnp.float64) * DT
+
+
+@jax.jit
+def _simulate_grid(phi0, omega, coupling, rtol=kuramoto.RTOL, atol=kuramoto.ATOL):
+    """One compile for every single-system solve on the test grid (tolerances are traced)."""
+    return kuramoto.simulate(phi0, omega, coupling, _grid(), rtol=rtol, atol=atol, max_steps=20000)
+
+
+def _features_numpy(phi, coupling, omega, sample_freq, dt, num_frames):
+    """Plain numpy version of the successors' recipe, loop per oscillator."""
+    phase_diff = np.diff(phi, axis=0)[::sample_freq] / dt
+    sin_phi = np.sin(phi[:-1])[::sample_freq]
+    phase = phi[:-1][::sample_freq].copy()
+
+    def normalise(x):
+        return (x - x.min()) * 2 / (x.max() - x.min()) - 1
+
+    for i in range(phi.shape[1]):
+        phase_diff[:, i] = normalise(phase_diff[:, i])
+        phase[:, i] = normalise(phase[:, i])
+    phase_diff[:, coupling.sum(axis=1) == 0] = 0
+    omega_feat = np.tile((omega - 1) * 2 / 9 - 1, (phase.shape[0], 1))
+    feat = np.stack([phase_diff, sin_phi, phase, omega_feat], axis=-1)
+    return feat[:num_frames].transpose(1, 0, 2)
+
+
+@pytest.fixture(scope="module")
+def splits():
+    """Small train and test splits for the same key, plus a second key and chunk size."""
+    key = jax.random.key(42)
+    common = dict(num_objects=5, length_test=LENGTH_TEST, sample_freq=SAMPLE_FREQ, dt=DT)
+    run = lambda k, length, chunk: kuramoto.generate_split(
+        k, NUM_SIMS, length=length, chunk_size=chunk, progress=False, **common
+    )
+    return {
+        "test": run(key, LENGTH_TEST, NUM_SIMS),
+        "train": run(key, LENGTH, NUM_SIMS),
+        "test_chunked": run(key, LENGTH_TEST, 20),  # 3 chunks, the last one padded.
+        "other_key": run(jax.random.key(43), LENGTH, NUM_SIMS),
+    }
+
+
+# Physics and solver.
+
+
+def test_uncoupled_oscillators_advance_linearly(x64):
+    phi0, omega, _ = kuramoto.sample_system(jax.random.key(0), 5)
+    phi = _simulate_grid(phi0, omega, jnp.zeros((5, 5)))
+    np.testing.assert_allclose(phi, phi0 + omega * _grid()[:, None], rtol=0, atol=1e-9)
+
+
+def test_vector_field_matches_pairwise_sines(x64):
+    phi, omega, _ = kuramoto.sample_system(jax.random.key(1), 7)
+    coupling = jax.random.normal(jax.random.key(2), (7, 7))
+    pairwise = omega + jnp.sum(coupling * jnp.sin(phi[None, :] - phi[:, None]), axis=1)
+    np.testing.assert_allclose(
+        kuramoto.vector_field(0.0, phi, (omega, coupling)), pairwise, atol=1e-12
+    )
+
+
+def test_dopri5_agrees_with_tight_solve(x64):
+    for i in range(4):
+        phi0, omega, coupling = kuramoto.sample_system(jax.random.key(100 + i), 5)
+        phi = _simulate_grid(phi0, omega, coupling)
+        exact = _simulate_grid(phi0, omega, coupling, 1e-10, 1e-10)
+        assert np.abs(phi - exact).max() < 1e-3
+        feat = [kuramoto.features(p, coupling, omega, SAMPLE_FREQ, DT, 99) for p in (phi, exact)]
+        assert np.abs(feat[0] - feat[1]).max() < 2e-3
+
+
+def test_strong_all_to_all_coupling_synchronises(x64):
+    key_phase, key_freq = jax.random.split(jax.random.key(4))
+    phi0 = jax.random.uniform(key_phase, (5,), maxval=2 * math.pi)
+    omega = jax.random.uniform(key_freq, (5,), minval=4.5, maxval=5.5)
+    phi = _simulate_grid(phi0, omega, 10.0 * (1 - jnp.eye(5)))
+    order = np.abs(np.exp(1j * np.asarray(phi)).mean(axis=1))
+    assert order[0] < 0.9
+    assert order[-100:].min() > 0.99
+
+
+def test_gradients_match_finite_differences(x64):
+    n = 4
+    phi0, omega, _ = kuramoto.sample_system(jax.random.key(5), n)
+    coupling = jax.random.uniform(jax.random.key(6), (n, n)) * (1 - jnp.eye(n))
+    ts = jnp.linspace(0.0, 2.0, 21)
+
+    def loss(phi0, omega, coupling):
+        phi = kuramoto.simulate(phi0, omega, coupling, ts, rtol=1e-11, atol=1e-11, max_steps=1024)
+        return jnp.sum(jnp.sin(phi)) + jnp.mean(phi)
+
+    # One compile serves the gradient and the finite-difference evaluations.
+    value_and_grad = jax.jit(jax.value_and_grad(loss, argnums=(0, 1, 2)))
+    params = [np.array(p) for p in (phi0, omega, coupling)]
+    _, grads = value_and_grad(*params)
+    eps = 1e-5
+    for param, grad in zip(params, grads, strict=True):
+        numeric = np.zeros(param.shape)
+        for index in np.ndindex(param.shape):
+            values = []
+            for sign in (1, -1):
+                original = param[index]
+                param[index] = original + sign * eps
+                values.append(float(value_and_grad(*params)[0]))
+                param[index] = original
+            numeric[index] = (values[0] - values[1]) / (2 * eps)
+        np.testing.assert_allclose(grad, numeric, rtol=1e-5, atol=1e-6)
+    assert np.abs(grads[2]).max() > 0.1  # The coupling gradient is not trivially zero.
+
+
+# Features.
+
+
+def test_features_match_numpy_recipe(x64):
+    rng = np.random.default_rng(0)
+    n = 5
+    t = np.arange(LENGTH_TEST) * DT
+    omega = rng.uniform(1, 10, n)
+    phi = rng.uniform(0, 2 * np.pi, n) + omega * t[:, None]
+    phi += rng.uniform(0.1, 1, n) * np.sin(rng.uniform(1, 5, n) * t[:, None] + rng.uniform(0, 6, n))
+    coupling = (rng.uniform(size=(n, n)) < 0.5) * (1 - np.eye(n))
+    coupling[2] = 0  # Oscillator 2 has no incoming edge.
+    for num_frames in (49, 99):
+        feat = kuramoto.features(jnp.asarray(phi), coupling, omega, SAMPLE_FREQ, DT, num_frames)
+        expected = _features_numpy(phi, coupling, omega, SAMPLE_FREQ, DT, num_frames)
+        assert feat.shape == (n, num_frames, 4)
+        np.testing.assert_allclose(feat, expected, rtol=0, atol=1e-10)
+    assert np.all(feat[2, :, 0] == 0)
+
+
+def test_features_constant_input_is_zero_not_nan():
+    phi = jnp.zeros((LENGTH_TEST, 3))
+    feat = kuramoto.features(phi, jnp.ones((3, 3)), jnp.ones(3), SAMPLE_FREQ, DT, 99)
+    assert np.all(np.isfinite(feat)) and np.all(feat[..., 0] == 0)
+
+
+def test_features_rejects_too_many_frames():
+    with pytest.raises(ValueError, match="num_frames"):
+        kuramoto.features(jnp.zeros((100, 3)), jnp.ones((3, 3)), jnp.ones(3), 10, DT, 11)
+
+
+# Split generator.
+
+
+def test_layouts_and_dtypes(splits):
+    for name, frames in (("train", 49), ("test", 99)):
+        out = splits[name]
+        assert set(out) == {"feat", "edges", "phase", "omega"}
+        assert out["feat"].shape == (NUM_SIMS, 5, frames, 4) and out["feat"].dtype == np.float32
+        assert out["edges"].shape == (NUM_SIMS, 5, 5) and out["edges"].dtype == np.int64
+        assert out["phase"].shape == (NUM_SIMS, 5, frames) and out["phase"].dtype == np.float32
+        assert out["omega"].shape == (NUM_SIMS, 5) and out["omega"].dtype == np.float32
+    assert jnp.zeros(1).dtype == jnp.float32  # generate_split's float64 did not leak.
+
+
+def test_feature_ranges_and_consistency(splits):
+    out = splits["test"]
+    feat, edges = out["feat"], out["edges"]
+    assert np.abs(feat).max() <= 1 + 1e-6
+    no_input = edges.sum(axis=2) == 0
+    assert no_input.any()  # P = 1/16 per oscillator; 240 oscillators make this near certain.
+    assert np.all(feat[..., 0][no_input] == 0)
+    np.testing.assert_allclose(feat[..., 1], np.sin(out["phase"]), atol=1e-4)
+    omega_feat = (out["omega"] - 1) * 2 / 9 - 1
+    omega_feat = np.broadcast_to(omega_feat[..., None], feat.shape[:3])
+    np.testing.assert_allclose(feat[..., 3], omega_feat, atol=1e-6)  # Scaled in float64.
+    assert 1 <= out["omega"].min() and out["omega"].max() < 10
+    assert np.all(out["phase"][:, :, 0] >= 0) and np.all(out["phase"][:, :, 0] < 2 * np.pi)
+
+
+def test_edges_directed_zero_diagonal_balanced(splits):
+    edges = splits["test"]["edges"]
+    assert set(np.unique(edges)) <= {0, 1}
+    assert np.all(np.diagonal(edges, axis1=1, axis2=2) == 0)
+    off_diagonal = edges[:, ~np.eye(5, dtype=bool)]
+    assert abs(off_diagonal.mean() - 0.5) < 0.05  # 960 entries: 3 standard deviations.
+    assert np.any(edges != edges.transpose(0, 2, 1))  # Directed.
+
+
+def test_phase_matches_single_trajectory_simulation(splits, x64):
+    i = 7
+    key = jax.random.fold_in(jax.random.key(42), i)
+    phi0, omega, coupling = kuramoto.sample_system(key, 5)
+    phi = _simulate_grid(phi0, omega, coupling)
+    np.testing.assert_allclose(splits["test"]["phase"][i], phi[:-1:SAMPLE_FREQ][:99].T, rtol=1e-6)
+    np.testing.assert_array_equal(splits["test"]["edges"][i], coupling)
+
+
+def test_train_is_prefix_of_test(splits):
+    for name in ("feat", "phase"):
+        np.testing.assert_array_equal(splits["train"][name], splits["test"][name][:, :, :49])
+    np.testing.assert_array_equal(splits["train"]["edges"], splits["test"]["edges"])
+
+
+def test_deterministic_per_key_and_chunk_independent(splits):
+    again = kuramoto.generate_split(
+        jax.random.key(42), NUM_SIMS, 5, LENGTH, LENGTH_TEST, SAMPLE_FREQ, DT, progress=False
+    )
+    for name in again:
+        np.testing.assert_array_equal(again[name], splits["train"][name])
+        np.testing.assert_array_equal(splits["test_chunked"][name], splits["test"][name])
+    assert not np.array_equal(splits["other_key"]["edges"], splits["train"]["edges"])
+    assert not np.array_equal(splits["other_key"]["feat"], splits["train"]["feat"])
+
+
+@pytest.mark.slow  # A subprocess with its own JAX start-up and compile (~6-10 s).
+def test_two_cpu_devices_give_identical_split(splits, tmp_path):
+    script = (
+        "import sys, jax, numpy as np\n"
+        "jax.config.update('jax_num_cpu_devices', 2)\n"
+        "from simulators import kuramoto\n"
+        "assert len(jax.local_devices()) == 2\n"
+        f"out = kuramoto.generate_split(jax.random.key(42), {NUM_SIMS}, 5, {LENGTH_TEST}, "
+        f"{LENGTH_TEST}, {SAMPLE_FREQ}, {DT}, chunk_size=20, progress=False)\n"
+        "np.savez(sys.argv[1], **out)\n"
+    )
+    path = tmp_path / "two_devices.npz"
+    env = dict(os.environ, PYTHONPATH=str(ROOT), JAX_PLATFORMS="cpu")
+    subprocess.run([sys.executable, "-c", script, str(path)], check=True, env=env, cwd=ROOT)
+    with np.load(path) as two_devices:
+        for name, value in splits["test"].items():
+            np.testing.assert_array_equal(two_devices[name], value)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(num_sims=0), "num_sims"),
+        (dict(num_objects=1), "num_objects"),
+        (dict(length=1200), "length"),
+        (dict(length=10), "length"),
+        (dict(sample_freq=0), "sample_freq"),
+        (dict(chunk_size=0), "chunk_size"),
+    ],
+)
+def test_generate_split_validates_arguments(kwargs, match):
+    args = dict(
+        num_sims=4,
+        num_objects=5,
+        length=LENGTH,
+        length_test=LENGTH_TEST,
+        sample_freq=SAMPLE_FREQ,
+        dt=DT,
+        progress=False,
+    )
+    with pytest.raises(ValueError, match=match):
+        kuramoto.generate_split(jax.random.key(0), **{**args, **kwargs})
