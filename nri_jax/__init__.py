@@ -19,6 +19,7 @@ from nri_jax.metrics import (
 )
 from nri_jax.model import NRI, make_model
 from nri_jax.modules import MLP, AttentionCNN
+from nri_jax.sim_decoder import SimDecoder, SimPhysics, physics_from_config
 
 __all__ = [
     "NRI",
@@ -29,6 +30,8 @@ __all__ = [
     "MLPDecoder",
     "MLPEncoder",
     "RNNDecoder",
+    "SimDecoder",
+    "SimPhysics",
     "best_permutation",
     "confusion_matrix",
     "edge_accuracy",
@@ -42,6 +45,7 @@ __all__ = [
     "make_model",
     "nll_gaussian",
     "node_to_edge",
+    "physics_from_config",
     "sample_gumbel",
     "sparse_log_prior",
 ]

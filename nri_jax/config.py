@@ -53,6 +53,11 @@ def base_config(system: str) -> ml_collections.ConfigDict:
     model.skip_first = False  # Edge type 0 hard-coded as "no interaction".
     model.prior = "uniform"  # uniform | sparse (p(type 0) = 0.91, REFERENCE.md §3)
     model.dropout = 0.0
+    # Simulation decoder (model.decoder = 'sim', nri_jax/sim_decoder.py): integration steps per
+    # frame (100 = the generator's dt; the original took 1) and the charged-force softening
+    # length inside the decoder (0 = none).
+    model.sim_steps = 100
+    model.sim_softening = 0.0
 
     # Optimisation.
     config.train = train = ml_collections.ConfigDict()

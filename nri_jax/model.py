@@ -4,6 +4,11 @@ RNG streams: 'gumbel' for the edge samples, 'dropout' for dropout (train only), 
 Besides `__call__` (the training / validation forward pass), the methods `encode`, `sample`,
 `decode` and `rollout` run through `model.apply(variables, ..., method="...")`, so evaluation can
 encode one stretch of frames and decode another.
+
+Decoder-only variants (`graph`, the paper's "NRI (true graph)" and "NRI (full graph)" rows):
+with graph='true' the decoder gets the true edge labels one-hot, with graph='full' every edge as
+type 1; the encoder still runs (its logits are returned) but the decoder never sees it, so only
+the KL term could reach it and the training loss leaves the KL out for these variants.
 """
 
 from __future__ import annotations
@@ -18,9 +23,11 @@ import numpy as np
 from nri_jax.decoders import MLPDecoder, RNNDecoder
 from nri_jax.encoders import CNNEncoder, MLPEncoder
 from nri_jax.gumbel import gumbel_softmax
+from nri_jax.sim_decoder import SimDecoder, SimPhysics
 
 ENCODERS = ("mlp", "cnn")
-DECODERS = ("mlp", "rnn")
+DECODERS = ("mlp", "rnn", "sim")
+GRAPHS = ("learned", "true", "full")
 
 
 class NRI(nn.Module):
@@ -28,7 +35,9 @@ class NRI(nn.Module):
 
     The number of objects and of dims are read from the inputs. `edge_types` is K; `hidden` the
     encoder's width and `decoder_hidden` the decoder's; `factor` picks the factor-graph encoder
-    (eqs. 5-8); `skip_first` hard-codes edge type 0 as "no interaction".
+    (eqs. 5-8); `skip_first` hard-codes edge type 0 as "no interaction". `graph` picks learned
+    edges or a fixed graph for the decoder (module docstring); `physics` configures the 'sim'
+    decoder (`nri_jax.sim_decoder`).
     """
 
     encoder: str = "mlp"
@@ -39,16 +48,22 @@ class NRI(nn.Module):
     factor: bool = True
     skip_first: bool = False
     dropout: float = 0.0
+    graph: str = "learned"
+    physics: SimPhysics | None = None
 
     def setup(self):
         _check_choice("encoder", self.encoder, ENCODERS)
         _check_choice("decoder", self.decoder, DECODERS)
+        _check_choice("graph", self.graph, GRAPHS)
         encoder_cls = MLPEncoder if self.encoder == "mlp" else CNNEncoder
         self.encoder_net = encoder_cls(self.hidden, self.edge_types, self.dropout, self.factor)
-        decoder_cls = MLPDecoder if self.decoder == "mlp" else RNNDecoder
-        self.decoder_net = decoder_cls(
-            self.edge_types, self.decoder_hidden, self.skip_first, self.dropout
-        )
+        if self.decoder == "sim":
+            self.decoder_net = SimDecoder(self.physics)
+        else:
+            decoder_cls = MLPDecoder if self.decoder == "mlp" else RNNDecoder
+            self.decoder_net = decoder_cls(
+                self.edge_types, self.decoder_hidden, self.skip_first, self.dropout
+            )
 
     def __call__(
         self,
@@ -59,6 +74,7 @@ class NRI(nn.Module):
         hard: bool,
         prediction_steps: int,
         encoder_inputs: jax.Array | None = None,
+        labels: jax.Array | None = None,
     ) -> dict[str, jax.Array]:
         """Encode, sample z, decode (section 3.6).
 
@@ -66,13 +82,21 @@ class NRI(nn.Module):
         same frames. The MLP decoder restarts from the truth every `prediction_steps` frames
         (section 3.4); the RNN decoder sees the truth for the first T - prediction_steps steps
         (section 3.5). prediction_steps = 1 is one-step, teacher-forced prediction for both.
+        `labels` `[B, E]` (int) are the true edge types, needed with graph='true' only.
 
         Returns dict: logits `[B, E, K]`, probs = softmax(logits) (q(z|x), for the KL), edges
         (the Gumbel-softmax sample z) `[B, E, K]`, preds `[B, N, T - 1, D]` (preds[:, :, t]
         predicts frame t + 1).
         """
         logits = self.encode(inputs if encoder_inputs is None else encoder_inputs, train)
-        edges = self.sample(logits, temperature, hard)
+        if self.graph == "learned":
+            edges = self.sample(logits, temperature, hard)
+        else:
+            if labels is None and self.graph == "true":
+                if not self.is_initializing():
+                    raise ValueError("config.model.graph='true' needs the edge labels")
+                labels = jnp.zeros(logits.shape[:-1], jnp.int32)  # values unused at init
+            edges = fixed_edges(self.graph, logits.shape[:-1], self.edge_types, labels)
         if self.decoder == "rnn":
             burn_in_steps = max(inputs.shape[2] - prediction_steps, 1)
             preds = self.decoder_net(inputs, edges, burn_in_steps, train)
@@ -94,12 +118,12 @@ class NRI(nn.Module):
     ) -> jax.Array:
         """Predictions `[B, N, T - 1, D]`, the truth fed in every `prediction_steps` frames.
 
-        MLP decoder: M-step rollouts from frames 0, M, 2M, ... (section 3.4). RNN decoder: input
+        MLP and sim decoders: M-step rollouts from frames 0, M, 2M, ... (section 3.4). RNN: input
         the true frame at steps 0, M, 2M, ..., the previous prediction otherwise, with the hidden
         state carried throughout (the original's RNN decoder without burn-in). M = 1 is
         teacher forcing; M >= T - 1 one free rollout from frame 0.
         """
-        if self.decoder == "mlp":
+        if self.decoder != "rnn":
             return self.decoder_net(inputs, edges, prediction_steps, train)
         return self.decoder_net(inputs, edges, 1, train, prediction_steps=prediction_steps)
 
@@ -158,20 +182,32 @@ class NRI(nn.Module):
         return jnp.concatenate([static, jnp.swapaxes(dynamic, 0, 1)], axis=1)
 
 
+def fixed_edges(
+    graph: str, shape: tuple[int, ...], edge_types: int, labels: jax.Array | None = None
+) -> jax.Array:
+    """Edges z `[*shape, K]` of a fixed graph: labels one-hot ('true'), all type 1 ('full')."""
+    if graph == "true":
+        return jax.nn.one_hot(labels, edge_types, dtype=jnp.float32)
+    if graph == "full":
+        type_one = jax.nn.one_hot(1, edge_types, dtype=jnp.float32)
+        return jnp.broadcast_to(type_one, (*shape, edge_types))
+    raise ValueError(f"config.model.graph={graph!r} is not a fixed graph ('true' or 'full')")
+
+
 def _check_choice(field: str, value: str, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         raise ValueError(f"config.model.{field}: unknown {field} {value!r}; use one of {allowed}")
 
 
-def make_model(model_config: Mapping) -> NRI:
-    """NRI from `config.model` (see `nri_jax/config.py`); ValueError on unknown names."""
-    if model_config["decoder"] == "sim":
-        raise ValueError(
-            "config.model.decoder: the simulation decoder 'sim' is not implemented yet;"
-            f" use one of {DECODERS}"
-        )
+def make_model(model_config: Mapping, physics: SimPhysics | None = None) -> NRI:
+    """NRI from `config.model` (see `nri_jax/config.py`); ValueError on unknown names.
+
+    The 'sim' decoder needs `physics` (`sim_decoder.physics_from_config(config, norm)`, which
+    holds the data's normalisation); without it the model builds but decoding raises.
+    """
     _check_choice("encoder", model_config["encoder"], ENCODERS)
     _check_choice("decoder", model_config["decoder"], DECODERS)
+    _check_choice("graph", model_config.get("graph", "learned"), GRAPHS)
     return NRI(
         encoder=model_config["encoder"],
         decoder=model_config["decoder"],
@@ -181,4 +217,6 @@ def make_model(model_config: Mapping) -> NRI:
         factor=model_config["factor"],
         skip_first=model_config["skip_first"],
         dropout=model_config["dropout"],
+        graph=model_config.get("graph", "learned"),
+        physics=physics,
     )

@@ -27,7 +27,7 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from nri_jax import data as data_lib
-from nri_jax import losses, validation
+from nri_jax import losses, sim_decoder, validation
 from nri_jax.model import NRI, make_model
 
 CONFIG_FILE = "config.json"
@@ -130,6 +130,7 @@ def make_train_step(
             temperature=train_cfg.temperature,
             hard=train_cfg.hard,
             prediction_steps=train_cfg.prediction_steps,
+            labels=labels,
             rngs={"gumbel": gumbel_key, "dropout": dropout_key},
             mutable=["batch_stats"],
         )
@@ -143,6 +144,8 @@ def make_train_step(
             kl = losses.kl_categorical(probs, prior, num_objects)
         if supervised:
             loss = losses.edge_cross_entropy(logits, labels)
+        elif config.model.graph != "learned":  # decoder only: the encoder must not train (KL)
+            loss = nll
         else:
             loss = nll + kl
         return loss, (updates, logits, preds, target, nll, kl)
@@ -226,8 +229,9 @@ def check_compatible(workdir: Path, config: ml_collections.ConfigDict) -> None:
     keys += [("data", "system"), ("data", "num_objects"), ("train", "mode")]
     keys += [("train", "batch_size")]
     for group, key in keys:
-        old = saved.get(group, {}).get(key)
+        # A key the saved run predates had its default, which the current value may equal.
         new = current[group][key]
+        old = saved.get(group, {}).get(key, new)
         if old != new:
             raise ValueError(
                 f"workdir {workdir} holds a run with config.{group}.{key}={old!r}, not {new!r}; "
@@ -317,7 +321,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
 
     batch_size = config.train.batch_size
     steps_per_epoch = len(train_split.features) // batch_size
-    model = make_model(config.model)
+    physics = None
+    if config.model.decoder == "sim":
+        physics = sim_decoder.physics_from_config(config, norm)
+    model = make_model(config.model, physics)
     example = train_split.features[:2, :, : config.train.timesteps]
     state, tx = init_state(model, config, example, steps_per_epoch)
 

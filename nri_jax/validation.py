@@ -1,7 +1,9 @@
 """Input checks that fail before any work, and the compiled validation pass.
 
 Validation follows the original (REFERENCE.md §3): hard (straight-through) Gumbel samples,
-one-step teacher-forced decoding, NLL / KL / MSE and edge accuracy.
+one-step teacher-forced decoding, NLL / KL / MSE and edge accuracy. With a fixed graph
+(config.model.graph 'true' or 'full') the decoder gets that graph; KL and edge accuracy are still
+those of the (untrained, ignored) encoder's logits and mean nothing there.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import numpy as np
 
 from nri_jax import data as data_lib
 from nri_jax.model import NRI
+from nri_jax.sim_decoder import check_physics_config
 
 ENCODERS = ("mlp", "cnn")
 DECODERS = ("mlp", "rnn", "sim")
@@ -59,6 +62,7 @@ def check_config(config: ml_collections.ConfigDict) -> None:
             f"config.train.prediction_steps={train.prediction_steps} must be smaller than "
             f"config.train.timesteps={train.timesteps}"
         )
+    check_physics_config(config)
     if train.batch_size % jax.device_count():
         raise ValueError(
             f"config.train.batch_size={train.batch_size} must be a multiple of the "
@@ -130,6 +134,7 @@ class Evaluator:
                 temperature=temperature,
                 hard=True,
                 prediction_steps=1,
+                labels=self.labels[index],  # decoded with graph='true'; ignored otherwise
                 rngs={"gumbel": key},
             )
             per = per_sample_metrics(

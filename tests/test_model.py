@@ -40,8 +40,8 @@ def test_make_model_from_config():
     "field, value, message",
     [
         ("encoder", "gnn", r"config\.model\.encoder.*'gnn'.*\('mlp', 'cnn'\)"),
-        ("decoder", "lstm", r"config\.model\.decoder.*'lstm'.*\('mlp', 'rnn'\)"),
-        ("decoder", "sim", r"config\.model\.decoder.*not implemented"),
+        ("decoder", "lstm", r"config\.model\.decoder.*'lstm'.*\('mlp', 'rnn', 'sim'\)"),
+        ("graph", "random", r"config\.model\.graph.*'random'.*\('learned', 'true', 'full'\)"),
     ],
 )
 def test_make_model_rejects_unknown_names(field, value, message):
