@@ -134,7 +134,8 @@ def test_rnn_decoder_per_step_edges():
     x, z = _data()
     per_step = jnp.broadcast_to(z[:, None], (B, T - 1, E, K))
     static = apply(params, x, z, 6)
-    np.testing.assert_allclose(apply(params, x, per_step, 6), static, rtol=1e-6)
+    # Two compiled programs (z broadcast vs scanned) may round differently near zero.
+    np.testing.assert_allclose(apply(params, x, per_step, 6), static, rtol=1e-6, atol=1e-7)
     # A graph that changes at step 4 changes the predictions from step 4 on.
     changed = per_step.at[:, 4:].set(jnp.roll(z, 1, axis=-1)[:, None])
     diff = np.abs(apply(params, x, changed, 6) - static).max(axis=(0, 1, 3))
