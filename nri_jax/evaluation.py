@@ -17,7 +17,6 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 from pathlib import Path
@@ -28,7 +27,7 @@ import ml_collections
 import numpy as np
 
 from nri_jax import data as data_lib
-from nri_jax import training
+from nri_jax import metrics, training
 from nri_jax.model import fixed_edges, make_model
 from nri_jax.sim_decoder import physics_from_config
 from nri_jax.validation import padded_batches, per_sample_metrics
@@ -53,17 +52,6 @@ def load_run(workdir: Path):
     state, _ = training.init_state(model, config, example, steps_per_epoch=1)
     state = training.restore(manager, state)
     return config, norm, model, state, manager.latest_step()
-
-
-def best_permutation(confusion: np.ndarray) -> tuple[tuple[int, ...], float]:
-    """Label map maximising matches; `confusion[p, t]` counts predicted type p on true type t."""
-    k = confusion.shape[0]
-    total = confusion.sum()
-    best = max(
-        itertools.permutations(range(k)),
-        key=lambda perm: sum(confusion[perm[t], t] for t in range(k)),
-    )
-    return best, float(sum(confusion[best[t], t] for t in range(k)) / total)
 
 
 def evaluate(
@@ -141,13 +129,9 @@ def evaluate(
             future = model.apply(variables, window, edges, horizon, method="decode")
         target = x[:, :, timesteps + 1 : timesteps + horizon + 1]
         mse_steps = jnp.mean((future - target) ** 2, axis=(1, 3))  # [batch, horizon]
-        pred_type = jnp.argmax(logits, -1)
-        confusion = (
-            jnp.zeros((k, k)).at[pred_type.ravel(), y.ravel()].add(jnp.repeat(mask, y.shape[1]))
-        )
         sums = {name: jnp.sum(v * mask) for name, v in per.items()}
         sums["mse_per_step"] = jnp.sum(mse_steps * mask[:, None], axis=0)
-        sums["confusion"] = confusion
+        sums["confusion"] = metrics.confusion_matrix(logits, y, k, mask)
         sums["count"] = jnp.sum(mask)
         return sums, (future, edges)
 
@@ -161,13 +145,14 @@ def evaluate(
         total = sums if total is None else jax.tree.map(jnp.add, total, sums)
         if first_batch is None:
             first_batch = (index[i], extra)
+    best_acc, perm = jax.device_get(metrics.best_permutation(total.pop("confusion")))
     host = jax.device_get(total)
     count = float(host["count"])
-    perm, best_acc = best_permutation(np.asarray(host["confusion"]))
     result = {
-        "edge_accuracy": best_acc,
+        "edge_accuracy": float(best_acc),
         "edge_accuracy_raw": float(host["accuracy"] / count),
-        "edge_type_permutation": list(perm),
+        # perm[p]: the label that predicted edge type p stands for.
+        "edge_type_permutation": [int(p) for p in perm],
         "nll": float(host["nll"] / count),
         "kl": float(host["kl"] / count),
         "mse_one_step": float(host["mse"] / count),

@@ -20,11 +20,19 @@ def edge_accuracy(logits: jax.Array, labels: jax.Array) -> jax.Array:
     return jnp.mean(jnp.argmax(logits, axis=-1) == labels)
 
 
-def confusion_matrix(logits: jax.Array, labels: jax.Array, edge_types: int) -> jax.Array:
-    """Counts `[K, K]`: entry [p, l] = number of edges predicted type p with label l."""
-    predicted = jax.nn.one_hot(jnp.argmax(logits, axis=-1).ravel(), edge_types)
-    actual = jax.nn.one_hot(labels.ravel(), edge_types)
-    return predicted.T @ actual
+def confusion_matrix(
+    logits: jax.Array, labels: jax.Array, edge_types: int, mask: jax.Array | None = None
+) -> jax.Array:
+    """Counts `[K, K]`: entry [p, l] = number of edges predicted type p with label l.
+
+    logits `[batch, edges, K]`, labels `[batch, edges]`; `mask` `[batch]` weights the samples
+    (0 for the padding of a last, partial batch).
+    """
+    predicted = jax.nn.one_hot(jnp.argmax(logits, axis=-1), edge_types)
+    if mask is not None:
+        predicted = predicted * mask.reshape(mask.shape + (1,) * (predicted.ndim - 1))
+    actual = jax.nn.one_hot(labels, edge_types)
+    return jnp.einsum("...p,...l->pl", predicted, actual)
 
 
 def best_permutation(confusion: jax.Array) -> tuple[jax.Array, jax.Array]:

@@ -37,7 +37,7 @@ def write_plots(
     import matplotlib.pyplot as plt
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    inverse = np.argsort(np.asarray(permutation))  # predicted type -> true type label
+    relabel = np.asarray(permutation)  # predicted type p -> the label it stands for
     written = []
     num_objects = features.shape[1]
     horizon = predictions.shape[2]
@@ -66,7 +66,7 @@ def write_plots(
 
         fig, axes = plt.subplots(1, 2, figsize=(8, 4))
         for ax, values, title in (
-            (axes[0], inverse[inferred_types[s]], "inferred (best permutation)"),
+            (axes[0], relabel[inferred_types[s]], "inferred (best permutation)"),
             (axes[1], labels[s], "true"),
         ):
             ax.imshow(_adjacency(values, num_objects), vmin=0, cmap="viridis")

@@ -382,7 +382,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
             print(
                 f"epoch {epoch + 1:4d} | train nll {metrics['train_nll']:.4g} "
                 f"kl {metrics['train_kl']:.4g} acc {metrics['train_accuracy']:.4f} | "
-                f"valid nll {metrics['valid_nll']:.4g} acc {metrics['valid_accuracy']:.4f}"
+                f"valid nll {metrics['valid_nll']:.4g} acc {metrics['valid_accuracy']:.4f} "
+                f"(best perm. {metrics['valid_accuracy_perm']:.4f})"
                 f"{' *' if improved else ''} | {metrics['time']:.1f}s",
                 flush=True,
             )

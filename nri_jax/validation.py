@@ -16,6 +16,7 @@ import ml_collections
 import numpy as np
 
 from nri_jax import data as data_lib
+from nri_jax import metrics
 from nri_jax.model import NRI
 from nri_jax.sim_decoder import check_physics_config
 
@@ -124,6 +125,7 @@ class Evaluator:
         self.key = jax.random.key(config.seed + 1)
         prior = log_prior(config.model)
         temperature, var = config.train.temperature, config.train.var
+        edge_types = max(config.model.edge_types, 2)
 
         def batch_sums(params, batch_stats, index, mask, key):
             inputs = self.features[index]
@@ -148,6 +150,9 @@ class Evaluator:
             )
             sums = {k: jnp.sum(v * mask) for k, v in per.items()}
             sums["count"] = jnp.sum(mask)
+            sums["confusion"] = metrics.confusion_matrix(
+                out["logits"], self.labels[index], edge_types, mask
+            )
             return sums
 
         self._batch_sums = jax.jit(batch_sums)
@@ -159,6 +164,10 @@ class Evaluator:
                 params, batch_stats, self.index[i], self.mask[i], jax.random.fold_in(self.key, i)
             )
             total = sums if total is None else jax.tree.map(jnp.add, total, sums)
+        # Unsupervised edge types have no fixed identity: also score the best relabelling.
+        accuracy_perm, _ = metrics.best_permutation(total.pop("confusion"))
         host = jax.device_get(total)
         count = float(host.pop("count"))
-        return {k: float(v) / count for k, v in host.items()}
+        result = {k: float(v) / count for k, v in host.items()}
+        result["accuracy_perm"] = float(accuracy_perm)
+        return result
