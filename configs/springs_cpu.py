@@ -3,9 +3,9 @@
     python train.py --config configs/springs_cpu.py --workdir runs/springs_cpu
     python eval.py --workdir runs/springs_cpu --plots
 
-The paper's model and loss; fewer hidden units, smaller batches and fewer, shorter epochs, so
-the encoder gets the thousands of Adam steps it needs to leave the ~50% plateau within
-minutes. Measured protocol and result: docs/results.md.
+The paper's model and loss; a narrower decoder, smaller batches, a higher learning rate and
+fewer, shorter epochs, so the encoder gets the thousands of Adam steps it needs to leave the
+~50% plateau within minutes. Measured protocol and result: docs/results.md.
 """
 
 from nri_jax.config import base_config
@@ -18,11 +18,12 @@ def get_config():
     config.data.num_valid = 2000
     config.data.num_test = 10000
     config.data.dir = "data/springs_cpu"
-    # Model.
-    config.model.hidden = 128
+    # Model: the paper's encoder; a narrower decoder (it holds ~95% of the matmul work).
+    config.model.hidden = 256
     config.model.decoder_hidden = 128
-    # Optimisation.
-    config.train.epochs = 20
+    # Optimisation: twice the paper's learning rate, halved every 10 epochs.
+    config.train.epochs = 24
     config.train.batch_size = 64
-    config.train.lr_decay_epochs = 200
+    config.train.lr = 1e-3
+    config.train.lr_decay_epochs = 10
     return config
