@@ -95,3 +95,13 @@ def test_best_permutation_three_types():
     np.testing.assert_array_equal(perm, [1, 2, 0])
     confusion = metrics.confusion_matrix(logits, labels, 3)
     np.testing.assert_array_equal(confusion, [[0, 1, 0], [1, 0, 1], [2, 0, 0]])
+
+
+def test_confusion_mask_drops_padded_samples():
+    # Two samples of two edges; the second is padding (mask 0) and must not count.
+    logits = jax.nn.one_hot(jnp.array([[0, 1], [1, 1]]), 2)
+    labels = jnp.array([[0, 0], [0, 0]])
+    confusion = metrics.confusion_matrix(logits, labels, 2, mask=jnp.array([1.0, 0.0]))
+    np.testing.assert_array_equal(confusion, [[1, 0], [1, 0]])
+    accuracy, _ = metrics.best_permutation(confusion)
+    np.testing.assert_allclose(accuracy, 0.5)
