@@ -18,3 +18,14 @@ os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+
+import jax  # noqa: E402  (after the environment above is set)
+import pytest  # noqa: E402
+
+
+@pytest.fixture
+def x64():
+    """float64 inside one test only: `jax.enable_x64` is a context manager, so nothing leaks."""
+    with jax.enable_x64(True):
+        yield

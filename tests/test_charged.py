@@ -8,18 +8,11 @@ import sys
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pytest
+from numpy_reference import BOX, numpy_trajectory
 
 from simulators import charged
 
-DT, BOX, MAX_F, C = 1e-3, 5.0, 100.0, 1.0
-
-
-@pytest.fixture
-def x64():
-    """float64 inside one test only (the flag would otherwise leak into other test files)."""
-    with jax.enable_x64(True):
-        yield
+C = 1.0
 
 
 @jax.jit
@@ -45,32 +38,6 @@ def numpy_coulomb_force(x, edges):
     return (strength[:, :, None] * diff).sum(axis=1)
 
 
-def numpy_clamp(x, v):
-    over = x > BOX
-    x[over] = 2 * BOX - x[over]
-    v[over] = -np.abs(v[over])
-    under = x < -BOX
-    x[under] = -2 * BOX - x[under]
-    v[under] = np.abs(v[under])
-    return x, v
-
-
-def numpy_trajectory(force, loc0, vel0, length, sample_freq=100):
-    """Initial kick, then x += dt v; clamp; record every sample_freq-th step; kick."""
-    x, v = np.array(loc0, np.float64), np.array(vel0, np.float64)
-    x, v = numpy_clamp(x, v)
-    v += DT * np.clip(force(x), -MAX_F, MAX_F)
-    locs, vels = [], []
-    for i in range(1, length):
-        x += DT * v
-        x, v = numpy_clamp(x, v)
-        if i % sample_freq == 0:
-            locs.append(x.copy())
-            vels.append(v.copy())
-        v += DT * np.clip(force(x), -MAX_F, MAX_F)
-    return np.stack(locs), np.stack(vels)
-
-
 # ----------------------------------------------------------------------------------------------
 
 
@@ -80,7 +47,7 @@ def test_matches_numpy_original_over_a_short_horizon(x64):
     loc, vel = charged.simulate(loc0, vel0, edges, num_frames=10)
     assert loc.dtype == jnp.float64 and loc.shape == (4, 10, 5, 2)
     for b in range(4):
-        ref_loc, ref_vel = numpy_trajectory(
+        ref_loc, ref_vel, _ = numpy_trajectory(
             lambda x, e=edges[b]: numpy_coulomb_force(x, e),
             loc0[b],
             vel0[b],

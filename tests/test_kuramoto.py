@@ -21,13 +21,6 @@ LENGTH, LENGTH_TEST = 500, 1000
 NUM_SIMS = 48  # Small split shared by the generator tests (one compile per chunk size).
 
 
-@pytest.fixture
-def x64():
-    """float64 for this test only: `jax.enable_x64` is a context manager, so nothing leaks."""
-    with jax.enable_x64(True):
-        yield
-
-
 def _grid():
     return jnp.arange(LENGTH_TEST, dtype=jnp.float64) * DT
 

@@ -3,18 +3,11 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pytest
+from numpy_reference import BOX, numpy_trajectory
 
 from simulators import particles, springs
 
-DT, BOX, MAX_F, K = 1e-3, 5.0, 100.0, 0.1
-
-
-@pytest.fixture
-def x64():
-    """float64 inside one test only (the flag would otherwise leak into other test files)."""
-    with jax.enable_x64(True):
-        yield
+K = 0.1
 
 
 @jax.jit
@@ -36,33 +29,6 @@ def numpy_springs_force(x, edges):
     np.fill_diagonal(strength, 0.0)
     diff = x[:, None, :] - x[None, :, :]  # x_i - x_j
     return (strength[:, :, None] * diff).sum(axis=1)
-
-
-def numpy_clamp(x, v):
-    over = x > BOX
-    x[over] = 2 * BOX - x[over]
-    v[over] = -np.abs(v[over])
-    under = x < -BOX
-    x[under] = -2 * BOX - x[under]
-    v[under] = np.abs(v[under])
-    return x, v, int(over.sum() + under.sum())
-
-
-def numpy_trajectory(force, loc0, vel0, length, sample_freq=100):
-    """Initial kick, then x += dt v; clamp; record every sample_freq-th step; kick."""
-    x, v = np.array(loc0, np.float64), np.array(vel0, np.float64)
-    x, v, _ = numpy_clamp(x, v)
-    v += DT * np.clip(force(x), -MAX_F, MAX_F)
-    locs, vels, reflections = [], [], 0
-    for i in range(1, length):
-        x += DT * v
-        x, v, hits = numpy_clamp(x, v)
-        reflections += hits
-        if i % sample_freq == 0:
-            locs.append(x.copy())
-            vels.append(v.copy())
-        v += DT * np.clip(force(x), -MAX_F, MAX_F)
-    return np.stack(locs), np.stack(vels), reflections
 
 
 def walls_case():
