@@ -34,6 +34,9 @@ def base_config(system: str) -> ml_collections.ConfigDict:
         data.length_test = 1000
         data.sample_freq = 10
         data.dt = 0.01
+        # Model frames: the successors' 4 features, or 'phase' = [cos phi, sin phi, omega] from
+        # the raw phase/omega files (needed by the sim decoder, nri_jax/sim_decoder.py).
+        data.features = "successors"
     else:
         # 5000 / 10000 steps of dt = 0.001, every 100th recorded: 49 / 99 frames.
         data.length = 5000
@@ -54,9 +57,9 @@ def base_config(system: str) -> ml_collections.ConfigDict:
     model.prior = "uniform"  # uniform | sparse (p(type 0) = 0.91, REFERENCE.md §3)
     model.dropout = 0.0
     # Simulation decoder (model.decoder = 'sim', nri_jax/sim_decoder.py): integration steps per
-    # frame (100 = the generator's dt; the original took 1) and the charged-force softening
-    # length inside the decoder (0 = none).
-    model.sim_steps = 100
+    # frame (particles: 100 = the generator's dt, the original took 1; Kuramoto: fixed Dopri5
+    # steps) and the charged-force softening length inside the decoder (0 = none).
+    model.sim_steps = 2 if system == "kuramoto" else 100
     model.sim_softening = 0.0
 
     # Optimisation.

@@ -4,7 +4,9 @@ Particles (springs, charged): `loc_{split}{suffix}.npy` and `vel_...` [S, T, 2, 
 [S, N, N]. loc and vel are each min-max scaled to [-1, 1] with scalars taken over the training
 split; model input is [x, y, vx, vy] laid out [S, N, T, 4].
 Kuramoto: `feat_{split}{suffix}.npy` [S, N, T, D] scaled per feature to [-1, 1] over the
-training split; `edges_...` [S, N, N].
+training split; `edges_...` [S, N, N]. With `features='phase'` the frames are instead
+[cos phi, sin phi, omega] from the generator's raw `phase_...` [S, N, T] and `omega_...` [S, N]
+files (the simulation decoder's state, `nri_jax/sim_decoder.py`), scaled the same way.
 Edge labels: int((edges + 1) / 2) over the off-diagonal entries in row-major (receiver, sender)
 order, so springs {0, 1} and Kuramoto {0, 1} keep their values and charged -1/+1 become 0/1.
 
@@ -22,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 SPLITS = ("train", "valid", "test")
+KURAMOTO_FEATURES = ("successors", "phase")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,14 +109,45 @@ def _check_rank(name: str, array: np.ndarray, rank: int, layout: str) -> None:
         raise ValueError(f"{name}: expected rank {rank} {layout}, got shape {array.shape}")
 
 
+def _kuramoto_phase_frames(data_dir: Path, split: str, sfx: str) -> tuple[np.ndarray, list]:
+    """[cos phi, sin phi, omega] [S, N, T, 3] from the raw phase and omega files."""
+    phase_path = data_dir / f"phase_{split}{sfx}.npy"
+    omega_path = data_dir / f"omega_{split}{sfx}.npy"
+    phase, omega = _load(phase_path), _load(omega_path)
+    _check_rank(phase_path.name, phase, 3, "[samples, objects, time]")
+    _check_rank(omega_path.name, omega, 2, "[samples, objects]")
+    if omega.shape != phase.shape[:2]:
+        raise ValueError(
+            f"{omega_path.name} {omega.shape} does not match {phase_path.name} {phase.shape}; "
+            f"regenerate the split"
+        )
+    phase = phase.astype(np.float64)
+    omega = np.broadcast_to(omega.astype(np.float64)[:, :, None], phase.shape)
+    frames = np.stack([np.cos(phase), np.sin(phase), omega], axis=-1)
+    return frames, [phase_path.name, omega_path.name]
+
+
 def read_raw(
-    data_dir: str | os.PathLike, system: str, num_objects: int, split: str
+    data_dir: str | os.PathLike,
+    system: str,
+    num_objects: int,
+    split: str,
+    features: str = "successors",
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Unnormalised features [S, N, T, D] (float64) and edges [S, N, N] of one split."""
+    """Unnormalised features [S, N, T, D] (float64) and edges [S, N, N] of one split.
+
+    `features` picks Kuramoto's frames: the successors' 4 features or 'phase' (module doc).
+    """
     data_dir = Path(data_dir)
     sfx = suffix(system, num_objects)
     edges_path = data_dir / f"edges_{split}{sfx}.npy"
-    if system == "kuramoto":
+    if features not in KURAMOTO_FEATURES:
+        raise ValueError(
+            f"config.data.features={features!r} is not one of {', '.join(KURAMOTO_FEATURES)}"
+        )
+    if system == "kuramoto" and features == "phase":
+        features, names = _kuramoto_phase_frames(data_dir, split, sfx)
+    elif system == "kuramoto":
         feat_path = data_dir / f"feat_{split}{sfx}.npy"
         feat = _load(feat_path)
         _check_rank(feat_path.name, feat, 4, "[samples, objects, time, dims]")
@@ -187,11 +221,12 @@ def load_dataset(
     trained model on another dataset keeps the training run's).
     """
     system, n = data_config["system"], int(data_config["num_objects"])
-    raw = {s: read_raw(data_config["dir"], system, n, s) for s in splits}
+    kind = data_config.get("features", "successors")
+    raw = {s: read_raw(data_config["dir"], system, n, s, kind) for s in splits}
     if normalisation is None:
         train_features = raw["train"][0] if "train" in raw else None
         if train_features is None:
-            train_features, _ = read_raw(data_config["dir"], system, n, "train")
+            train_features, _ = read_raw(data_config["dir"], system, n, "train", kind)
         normalisation = fit_normalisation(system, train_features)
     out = {
         s: make_split(f, e, normalisation, edge_types, f"edges_{s}{suffix(system, n)}.npy")

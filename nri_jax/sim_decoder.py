@@ -1,15 +1,17 @@
 """The simulation decoder of NRI (sim.) (paper §4): the system's own physics in place of the GNN.
 
-The decoder maps each normalised frame [x, y, vx, vy] back to physical units, advances the
-particles' equations of motion by one frame with the sampled edges as continuous interaction
-weights, and scales the result back: the mean mu^{t+1} of eq. 12 is a simulator step, and the
-encoder trains through it with `jax.grad` (gradients flow through `simulators.particles`).
+The decoder maps each normalised frame ([x, y, vx, vy] for particles) back to physical
+units, advances the system's equations of motion by one frame with the sampled edges as
+continuous interaction weights, and scales the result back: the mean mu^{t+1} of eq. 12 is a
+simulator step, and the encoder trains through it with `jax.grad` (gradients flow through
+`simulators.particles`, or through diffrax for Kuramoto).
 
 Edge weights from z `[..., E, K]` (K = 2; type 1 is "interaction"):
 - springs: w_ij = z_ij,1 (spring constant k w_ij; hard z gives the generator's graph);
-- charged: w_ij = 2 z_ij,1 - 1, i.e. type 1 repels (q_i q_j = +1) and type 0 attracts (-1).
+- charged: w_ij = 2 z_ij,1 - 1, i.e. type 1 repels (q_i q_j = +1) and type 0 attracts (-1);
+- kuramoto: k_ij = z_ij,1 (coupling of receiver i to sender j).
 
-Integration: `steps` semi-implicit Euler steps of frame_dt / steps per frame, with the
+Particle integration: `steps` semi-implicit Euler steps of frame_dt / steps per frame, with the
 generator's walls and force clip. steps = 100 is the generator's own step (dt = 0.001): with
 the true graph the decoder reproduces the data up to float rounding. The original's decoder
 took one coarse step of dt = 0.1 per frame (steps = 1). The force clip stays the generator's
@@ -19,12 +21,17 @@ ODE rather than a differently clipped one.
 Charged particles: `softening` > 0 replaces 1 / r^3 by 1 / (r^2 + eps^2)^(3/2) inside the
 decoder only (the data are not softened), bounding the force and its gradient at close range.
 
-Kuramoto is not covered: its features are min-max scaled per trajectory (REFERENCE.md §1), so
-the physical phases cannot be recovered from the model inputs. The generator also writes the raw
-phases and frequencies (`phase_{split}_kuramoto5.npy` [S, N, T], `omega_...` [S, N]); a
-Kuramoto sim decoder would read those as its state (phase_{t+1} = Dopri5 step of
-`simulators.kuramoto.vector_field` with coupling z_ij,1) and map its prediction to the features
-with the same per-trajectory scaling. Not implemented yet.
+Kuramoto: the successors' features are min-max scaled per trajectory (REFERENCE.md §1), so
+the physical phases cannot be recovered from them. The generator therefore also writes the raw
+phases and frequencies (`phase_{split}_kuramoto5.npy` [S, N, T], `omega_...` [S, N]), and
+`data.features = 'phase'` makes them the model's frames: [cos phi, sin phi, omega] (sin phi at
+the successors' index 1), scaled per feature over the training split like any Kuramoto
+features. Encoder and decoder both see these frames. The decoder recovers phi = atan2(sin, cos)
+and omega, advances phi by one frame with `simulators.kuramoto.vector_field` (coupling
+k_ij = z_ij,1, type 1 = "j drives i") in `steps` fixed Dopri5 steps through
+`diffrax.diffeqsolve`, and predicts [cos, sin, omega] of the new phase (omega is constant, so
+its prediction equals its input). The NLL and MSE are then over these frames, not over the
+successors' features: edge accuracy compares across the two, likelihoods do not.
 """
 
 from __future__ import annotations
@@ -32,29 +39,30 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 
+import diffrax
 import jax
 import jax.numpy as jnp
 
 from nri_jax.graph import fully_connected
-from simulators import charged, particles, springs
+from simulators import charged, kuramoto, particles, springs
 
-SYSTEMS = ("springs", "charged")
+SYSTEMS = ("springs", "charged", "kuramoto")
+DIMS = {"springs": 4, "charged": 4, "kuramoto": 3}  # model-input dims per object per frame
 
 
 @dataclasses.dataclass(frozen=True)
 class SimPhysics:
     """Static settings of the simulation decoder (hashable, so a Flax module field).
 
-    loc_min/loc_max and vel_min/vel_max are the training split's normalisation scalars
-    (`nri_jax.data.Normalisation`); frame_dt the physical time between frames
-    (data.dt * data.sample_freq); steps the integration steps per frame.
+    minimum/maximum are the training split's normalisation per model-input dim (from
+    `nri_jax.data.Normalisation`: [x, y, vx, vy] for particles, [cos phi, sin phi, omega] for
+    Kuramoto); frame_dt the physical time between frames (data.dt * data.sample_freq); steps the
+    integration steps per frame.
     """
 
     system: str
-    loc_min: float
-    loc_max: float
-    vel_min: float
-    vel_max: float
+    minimum: tuple[float, ...]
+    maximum: tuple[float, ...]
     frame_dt: float = 0.1
     steps: int = 100
     box_size: float = particles.BOX_SIZE
@@ -64,11 +72,15 @@ class SimPhysics:
     def __post_init__(self):
         if self.system not in SYSTEMS:
             raise ValueError(
-                f"config.model.decoder='sim' supports data.system in {SYSTEMS}, not "
-                f"{self.system!r} (Kuramoto: see nri_jax/sim_decoder.py)"
+                f"config.model.decoder='sim' supports data.system in {SYSTEMS}, not {self.system!r}"
             )
         if self.steps < 1:
             raise ValueError(f"config.model.sim_steps={self.steps} must be >= 1")
+        if len(self.minimum) != DIMS[self.system] or len(self.maximum) != DIMS[self.system]:
+            raise ValueError(
+                f"the {self.system} sim decoder needs {DIMS[self.system]} input dims, got "
+                f"a normalisation of {len(self.minimum)}"
+            )
 
     @property
     def dt(self) -> float:
@@ -78,15 +90,14 @@ class SimPhysics:
 def physics_from_config(config, normalisation) -> SimPhysics:
     """SimPhysics from the whole config (data and model groups) and the run's Normalisation."""
     data, model = config.data, config.model
-    if data.system not in SYSTEMS:
-        SimPhysics(data.system, 0.0, 1.0, 0.0, 1.0)  # raises the one-line error
-    (loc_min, vel_min), (loc_max, vel_max) = normalisation.minimum, normalisation.maximum
+    check_physics_config(config)
+    lo, hi = list(normalisation.minimum), list(normalisation.maximum)
+    if data.system != "kuramoto":  # [loc, vel] scalars -> per dim [x, y, vx, vy]
+        lo, hi = [lo[0], lo[0], lo[1], lo[1]], [hi[0], hi[0], hi[1], hi[1]]
     return SimPhysics(
         system=data.system,
-        loc_min=float(loc_min),
-        loc_max=float(loc_max),
-        vel_min=float(vel_min),
-        vel_max=float(vel_max),
+        minimum=tuple(float(v) for v in lo),
+        maximum=tuple(float(v) for v in hi),
         frame_dt=float(data.dt * data.sample_freq),
         steps=int(model.get("sim_steps", 100)),
         max_force=float(particles.default_max_force(data.dt)),
@@ -96,13 +107,14 @@ def physics_from_config(config, normalisation) -> SimPhysics:
 
 def identity_physics(system: str, **kwargs) -> SimPhysics:
     """Physics whose normalisation is the identity ((x + 1) (1 - (-1)) / 2 - 1 = x)."""
-    return SimPhysics(system, -1.0, 1.0, -1.0, 1.0, **kwargs)
+    dims = DIMS[system]
+    return SimPhysics(system, (-1.0,) * dims, (1.0,) * dims, **kwargs)
 
 
 def interaction_weights(system: str, edges: jax.Array) -> jax.Array:
     """Continuous interaction weights `[..., E]` from edges z `[..., E, K]` (see module doc)."""
     z1 = edges[..., 1]
-    return z1 if system == "springs" else 2.0 * z1 - 1.0
+    return 2.0 * z1 - 1.0 if system == "charged" else z1
 
 
 def edge_matrix(weights: jax.Array, num_objects: int) -> jax.Array:
@@ -126,38 +138,73 @@ def _force_fn(physics: SimPhysics):
     return lambda x, w: particles.pairwise_force(x, w, radial)
 
 
-def _unscale(x, lo, hi):
+def _unscale(x, physics: SimPhysics):
+    lo, hi = jnp.asarray(physics.minimum, x.dtype), jnp.asarray(physics.maximum, x.dtype)
     return (x + 1.0) * ((hi - lo) / 2.0) + lo
 
 
-def _scale(x, lo, hi):
+def _scale(x, physics: SimPhysics):
+    lo, hi = jnp.asarray(physics.minimum, x.dtype), jnp.asarray(physics.maximum, x.dtype)
     return (x - lo) * (2.0 / (hi - lo)) - 1.0
+
+
+def _particle_frames(physics: SimPhysics, state, weights, num_frames):
+    """Physical [*b, N, 4] -> [*b, num_frames, N, 4] with the generator's integrator."""
+    locs, vels = particles.simulate_particles(
+        _force_fn(physics),
+        state[..., :2],
+        state[..., 2:],
+        weights,
+        num_frames=num_frames,
+        sample_freq=physics.steps,
+        dt=physics.dt,
+        box_size=physics.box_size,
+        max_force=physics.max_force,
+    )
+    return jnp.concatenate([locs, vels], axis=-1)
+
+
+def _kuramoto_frames(physics: SimPhysics, state, weights, num_frames):
+    """Physical [cos, sin, omega] [*b, N, 3] -> [*b, num_frames, N, 3] (fixed-step Dopri5)."""
+    batch_shape, num_objects = state.shape[:-2], state.shape[-2]
+    weights = jnp.broadcast_to(weights, batch_shape + (num_objects, num_objects))
+    phi0 = jnp.arctan2(state[..., 1], state[..., 0]).reshape(-1, num_objects)
+    omega = state[..., 2].reshape(-1, num_objects)
+    ts = physics.frame_dt * jnp.arange(1, num_frames + 1, dtype=state.dtype)
+
+    def one(phi0, omega, coupling):
+        # Fixed steps: the cost and the gradient's tape are known in advance, and every
+        # trajectory of a batch takes the same steps (no masked adaptive loop under vmap).
+        solution = diffrax.diffeqsolve(
+            diffrax.ODETerm(kuramoto.vector_field),
+            diffrax.Dopri5(),
+            t0=0.0,
+            t1=ts[-1],
+            dt0=physics.dt,
+            y0=phi0,
+            args=(omega, coupling),
+            saveat=diffrax.SaveAt(ts=ts),
+            stepsize_controller=diffrax.ConstantStepSize(),
+            max_steps=physics.steps * num_frames + 1,
+        )
+        return solution.ys  # [num_frames, N]
+
+    phi = jax.vmap(one)(phi0, omega, weights.reshape(-1, num_objects, num_objects))
+    phi = phi.reshape(batch_shape + (num_frames, num_objects))
+    omega = jnp.broadcast_to(state[..., None, :, 2], phi.shape)
+    return jnp.stack([jnp.cos(phi), jnp.sin(phi), omega], axis=-1)
 
 
 def simulate_frames(
     physics: SimPhysics, frames: jax.Array, weights: jax.Array, num_frames: int
 ) -> jax.Array:
-    """Advance normalised frames `[*b, N, 4]` by `num_frames` frames with weights `[*b', N, N]`.
+    """Advance normalised frames `[*b, N, D]` by `num_frames` frames with weights `[*b', N, N]`.
 
-    `*b'` broadcasts against `*b`. Returns normalised states `[*b, num_frames, N, 4]`.
+    `*b'` broadcasts against `*b`. Returns normalised states `[*b, num_frames, N, D]`.
     """
-    p = physics
-    loc = _unscale(frames[..., :2], p.loc_min, p.loc_max)
-    vel = _unscale(frames[..., 2:], p.vel_min, p.vel_max)
-    locs, vels = particles.simulate_particles(
-        _force_fn(p),
-        loc,
-        vel,
-        weights,
-        num_frames=num_frames,
-        sample_freq=p.steps,
-        dt=p.dt,
-        box_size=p.box_size,
-        max_force=p.max_force,
-    )
-    return jnp.concatenate(
-        [_scale(locs, p.loc_min, p.loc_max), _scale(vels, p.vel_min, p.vel_max)], axis=-1
-    )
+    state = _unscale(frames, physics)
+    advance = _kuramoto_frames if physics.system == "kuramoto" else _particle_frames
+    return _scale(advance(physics, state, weights, num_frames), physics)
 
 
 class SimDecoder:
@@ -184,8 +231,11 @@ class SimDecoder:
                 "sim_decoder.physics_from_config(config, normalisation))"
             )
         batch, num_objects, time, dims = inputs.shape
-        if dims != 4:
-            raise ValueError(f"the sim decoder needs [x, y, vx, vy] frames, got {dims} dims")
+        if dims != DIMS[self.physics.system]:
+            raise ValueError(
+                f"the {self.physics.system} sim decoder needs {DIMS[self.physics.system]} dims "
+                f"per frame, got {dims}"
+            )
         if prediction_steps < 1:
             raise ValueError(f"prediction_steps={prediction_steps} must be at least 1")
         steps = min(prediction_steps, time - 1)
@@ -202,11 +252,15 @@ def check_physics_config(config: Mapping) -> None:
     model = config["model"]
     if model["decoder"] != "sim":
         return
-    system = config["data"]["system"]
-    if system not in SYSTEMS:
+    data = config["data"]
+    if data["system"] not in SYSTEMS:
         raise ValueError(
-            f"config.model.decoder='sim' supports data.system in {SYSTEMS}, not {system!r} "
-            f"(Kuramoto's sim decoder is not implemented: see nri_jax/sim_decoder.py)"
+            f"config.model.decoder='sim' supports data.system in {SYSTEMS}, not {data['system']!r}"
+        )
+    if data["system"] == "kuramoto" and data.get("features", "successors") != "phase":
+        raise ValueError(
+            "config.model.decoder='sim' on Kuramoto needs the raw phases: set "
+            "config.data.features='phase' (see nri_jax/sim_decoder.py)"
         )
     if model["edge_types"] != 2:
         raise ValueError(

@@ -41,6 +41,7 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     """One-line ValueError naming the field for any setting the job cannot run with."""
     model, train = config.model, config.train
     _choice("data.system", config.data.system, ("springs", "charged", "kuramoto"))
+    _choice("data.features", config.data.get("features", "successors"), data_lib.KURAMOTO_FEATURES)
     _choice("model.encoder", model.encoder, ENCODERS)
     _choice("model.decoder", model.decoder, DECODERS)
     _choice("model.prior", model.prior, PRIORS)

@@ -9,14 +9,26 @@ from nri_jax import sim_decoder
 from nri_jax.config import base_config
 from nri_jax.data import Normalisation, off_diagonal_labels
 from nri_jax.model import make_model
-from simulators import charged, springs
+from simulators import charged, kuramoto, springs
 
 N, FRAMES = 3, 4
 SYSTEMS = {"springs": springs, "charged": charged}
 
 
+def _kuramoto_trajectory(seed, num_frames):
+    """Frames [cos phi, sin phi, omega] [1, N, num_frames + 1, 3] from a tight float64 solve."""
+    phi0, omega, coupling = kuramoto.sample_system(jax.random.key(seed), N)
+    ts = jnp.arange(num_frames + 1) * 0.1
+    phi = kuramoto.simulate(phi0, omega, coupling, ts, rtol=1e-12, atol=1e-12)  # [T, N]
+    frames = jnp.stack([jnp.cos(phi), jnp.sin(phi), jnp.broadcast_to(omega, phi.shape)], -1)
+    labels = off_diagonal_labels(np.asarray(coupling)[None])
+    return frames.transpose(1, 0, 2)[None], jnp.asarray(labels)
+
+
 def _trajectory(system, seed=0, num_frames=FRAMES):
-    """Physical frames [1, N, num_frames + 1, 4] (initial state first) and labels [1, E]."""
+    """Physical frames [1, N, num_frames + 1, D] (initial state first) and labels [1, E]."""
+    if system == "kuramoto":
+        return _kuramoto_trajectory(seed, num_frames)
     module = SYSTEMS[system]
     loc0, vel0, weights, edges = module.sample_system(jax.random.key(seed), N)
     locs, vels = module.simulate(loc0, vel0, weights, num_frames=num_frames)
@@ -38,24 +50,39 @@ def test_true_graph_reproduces_the_simulator(system, prediction_steps):
         np.testing.assert_allclose(preds, frames[:, :, 1:], rtol=0, atol=1e-9)
 
 
+@pytest.mark.parametrize("prediction_steps", [1, FRAMES])
+def test_kuramoto_true_graph_reproduces_the_simulator(x64, prediction_steps):
+    """Fixed-step Dopri5 in the decoder against an adaptive 1e-12 solve of the generator's ODE."""
+    frames, labels = _trajectory("kuramoto")
+    edges = jax.nn.one_hot(labels, 2, dtype=jnp.float64)
+    for steps, atol in ((2, 1e-4), (20, 1e-9)):
+        decoder = sim_decoder.SimDecoder(sim_decoder.identity_physics("kuramoto", steps=steps))
+        preds = decoder(frames, edges, prediction_steps)
+        assert preds.shape == (1, N, FRAMES, 3)
+        np.testing.assert_allclose(preds, frames[:, :, 1:], rtol=0, atol=atol)
+    # The graph matters: dropping every edge moves the prediction well off the data.
+    far = sim_decoder.SimDecoder(sim_decoder.identity_physics("kuramoto"))(frames, 0 * edges, 1)
+    assert np.max(np.abs(far - frames[:, :, 1:])) > 1e-2
+
+
 def test_normalisation_round_trip():
     """Normalised in, normalised out: the decoder undoes and redoes data.Normalisation."""
     with jax.enable_x64(True):
         frames, labels = _trajectory("springs")
         norm = Normalisation("springs", [-3.0, -0.7], [2.5, 0.9])
-        physics = sim_decoder.SimPhysics("springs", -3.0, 2.5, -0.7, 0.9)
+        physics = sim_decoder.SimPhysics("springs", (-3.0, -3.0, -0.7, -0.7), (2.5, 2.5, 0.9, 0.9))
         scaled = jnp.asarray(norm.apply(np.asarray(frames)), jnp.float64)
         preds = sim_decoder.SimDecoder(physics)(scaled, jax.nn.one_hot(labels, 2), 1)
         # float32 rounding of the scaled inputs, amplified by one frame of dynamics.
         np.testing.assert_allclose(preds, scaled[:, :, 1:], atol=1e-5)
 
 
-@pytest.mark.parametrize("system", ["springs", "charged"])
+@pytest.mark.parametrize("system", ["springs", "charged", "kuramoto"])
 def test_gradients_match_finite_differences(system):
     with jax.enable_x64(True):
         frames, labels = _trajectory(system, seed=1)
         decoder = sim_decoder.SimDecoder(sim_decoder.identity_physics(system))
-        probe = jax.random.normal(jax.random.key(2), (1, N, FRAMES, 4), jnp.float64)
+        probe = jax.random.normal(jax.random.key(2), frames[:, :, 1:].shape, jnp.float64)
 
         def loss(z1):
             edges = jnp.stack([1 - z1, z1], axis=-1)
@@ -117,8 +144,13 @@ def test_sim_decoder_config_errors():
 
     config = base_config("kuramoto")
     config.model.decoder = "sim"
-    with pytest.raises(ValueError, match="Kuramoto"):
+    with pytest.raises(ValueError, match="features='phase'"):
         check_config(config)
+    config.data.features = "phases"
+    with pytest.raises(ValueError, match="data.features"):
+        check_config(config)
+    config.data.features = "phase"
+    check_config(config)
     config = base_config("charged")
     config.model.decoder, config.model.edge_types = "sim", 3
     with pytest.raises(ValueError, match="edge_types=2"):
