@@ -43,7 +43,7 @@ class TrainState(struct.PyTreeNode):
     params: Any
     batch_stats: Any
     opt_state: Any
-    best_valid_nll: jax.Array
+    best_valid_nll: jax.Array  # the best `selection_score` so far (the NLL unless supervised)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -178,6 +178,14 @@ def make_train_step(
         return new_state, metrics
 
     return jax.jit(step, donate_argnums=(0,))
+
+
+def selection_score(config: ml_collections.ConfigDict, valid_metrics: Mapping[str, float]) -> float:
+    """What picks the best checkpoint (lower is better): the validation NLL, as the original;
+    in supervised mode the edge error rate (the decoder is not trained, its NLL means nothing)."""
+    if config.train.mode == "supervised":
+        return 1.0 - valid_metrics["accuracy"]
+    return valid_metrics["nll"]
 
 
 def _sum_metrics(total: dict | None, new: dict) -> dict:
@@ -362,8 +370,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
                 sums = _sum_metrics(sums, step_metrics)
             train_metrics = _average(sums)
             valid_metrics = evaluator(state.params, state.batch_stats)
-            improved = valid_metrics["nll"] < float(state.best_valid_nll)
-            best_nll = min(valid_metrics["nll"], float(state.best_valid_nll))
+            score = selection_score(config, valid_metrics)
+            improved = score < float(state.best_valid_nll)
+            best_nll = min(score, float(state.best_valid_nll))
             # Placed like the rest of the state, so the next step does not recompile.
             state = jax.device_put(
                 state.replace(

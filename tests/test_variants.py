@@ -64,6 +64,14 @@ def test_supervised_mode_fits_the_labels(tiny_set):
     assert float(metrics["loss"]) / S < 0.1
 
 
+def test_supervised_runs_keep_the_most_accurate_checkpoint():
+    """The untrained decoder's NLL must not pick a supervised run's best checkpoint."""
+    valid = {"nll": 3.0, "accuracy": 0.75}
+    assert training.selection_score(_config(), valid) == 3.0
+    supervised = _config(**{"train.mode": "supervised"})
+    assert training.selection_score(supervised, valid) == pytest.approx(0.25)
+
+
 @pytest.mark.parametrize("graph", ["true", "full"])
 def test_fixed_graph_training_ignores_the_encoder(tiny_set, graph):
     features, labels = tiny_set
