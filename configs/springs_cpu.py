@@ -20,10 +20,11 @@ def get_config():
     config.data.dir = "data/springs_cpu"
     # Model: the paper's encoder; a narrower decoder (it holds ~95% of the matmul work).
     config.model.hidden = 256
-    config.model.decoder_hidden = 128
-    # Optimisation: twice the paper's learning rate, halved every 10 epochs.
-    config.train.epochs = 24
+    config.model.decoder_hidden = 64
+    # Optimisation: twice the paper's learning rate, halved every 15 epochs. The 64-unit decoder
+    # takes 153 ms per step against 240 ms for 128 units, so 36 epochs fit where 24 did.
+    config.train.epochs = 36
     config.train.batch_size = 64
     config.train.lr = 1e-3
-    config.train.lr_decay_epochs = 10
+    config.train.lr_decay_epochs = 15
     return config
