@@ -58,9 +58,10 @@ def base_config(system: str) -> ml_collections.ConfigDict:
     model.dropout = 0.0
     # Simulation decoder (model.decoder = 'sim', nri_jax/sim_decoder.py): integration steps per
     # frame (particles: 100 = the generator's dt, the original took 1; Kuramoto: fixed Dopri5
-    # steps) and the charged-force softening length inside the decoder (0 = none).
+    # steps) and the charged-force softening length inside the decoder only: 0.1 for charged,
+    # where the unsoftened force's gradients kept the encoder at chance (docs/results.md).
     model.sim_steps = 2 if system == "kuramoto" else 100
-    model.sim_softening = 0.0
+    model.sim_softening = 0.1 if system == "charged" else 0.0
 
     # Optimisation.
     config.train = train = ml_collections.ConfigDict()
