@@ -37,8 +37,7 @@ def _kuramoto_dataset(batch, num_objects, frames, seed):
 
     with jax.enable_x64(True):
         phi, omega, coupling = (np.asarray(a) for a in jax.vmap(one)(keys))
-    omega = np.broadcast_to(omega[:, None], phi.shape)
-    features = np.stack([np.cos(phi), np.sin(phi), omega], -1).transpose(0, 2, 1, 3)
+    features = data_lib.phase_frames(phi.transpose(0, 2, 1), omega)  # phi [S, T, N] -> [S, N, T]
     norm = data_lib.fit_normalisation("kuramoto", features)
     return norm.apply(features), data_lib.off_diagonal_labels(coupling), norm
 

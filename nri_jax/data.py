@@ -121,10 +121,15 @@ def _kuramoto_phase_frames(data_dir: Path, split: str, sfx: str) -> tuple[np.nda
             f"{omega_path.name} {omega.shape} does not match {phase_path.name} {phase.shape}; "
             f"regenerate the split"
         )
-    phase = phase.astype(np.float64)
-    omega = np.broadcast_to(omega.astype(np.float64)[:, :, None], phase.shape)
-    frames = np.stack([np.cos(phase), np.sin(phase), omega], axis=-1)
-    return frames, [phase_path.name, omega_path.name]
+    return phase_frames(phase, omega), [phase_path.name, omega_path.name]
+
+
+def phase_frames(phase: np.ndarray, omega: np.ndarray) -> np.ndarray:
+    """Kuramoto frames [cos phi, sin phi, omega] [S, N, T, 3] (float64) from raw phases
+    [S, N, T] and natural frequencies [S, N]: the 'phase' features and the sim decoder's state."""
+    phase = np.asarray(phase, np.float64)
+    omega = np.broadcast_to(np.asarray(omega, np.float64)[:, :, None], phase.shape)
+    return np.stack([np.cos(phase), np.sin(phase), omega], axis=-1)
 
 
 def read_raw(
