@@ -69,7 +69,10 @@ def base_config(system: str) -> ml_collections.ConfigDict:
     train.epochs = 500
     train.batch_size = 128
     train.lr = 5e-4
-    train.lr_decay_epochs = 200  # Learning rate halved every this many epochs.
+    # 'step': multiplied by lr_decay every lr_decay_epochs epochs (the paper's: halved every
+    # 200); 'cosine': cosine decay from lr to 0 over all epochs (lr_decay* unused).
+    train.lr_schedule = "step"
+    train.lr_decay_epochs = 200
     train.lr_decay = 0.5
     train.temperature = 0.5  # Gumbel-softmax tau (eq. 9).
     train.hard = False  # Straight-through hard samples in training.

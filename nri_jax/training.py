@@ -51,7 +51,13 @@ class TrainState(struct.PyTreeNode):
 
 
 def make_optimizer(train_config: Mapping, steps_per_epoch: int) -> optax.GradientTransformation:
-    """Adam with the learning rate halved every `lr_decay_epochs` epochs (REFERENCE.md §3)."""
+    """Adam with the learning rate halved every `lr_decay_epochs` epochs (REFERENCE.md §3).
+
+    With `lr_schedule='cosine'`, cosine decay from `lr` to 0 over `epochs` epochs instead.
+    """
+    if train_config.get("lr_schedule", "step") == "cosine":
+        total = max(1, train_config["epochs"] * steps_per_epoch)
+        return optax.adam(optax.cosine_decay_schedule(train_config["lr"], total))
     schedule = optax.exponential_decay(
         init_value=train_config["lr"],
         transition_steps=max(1, train_config["lr_decay_epochs"] * steps_per_epoch),

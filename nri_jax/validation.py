@@ -24,6 +24,7 @@ ENCODERS = ("mlp", "cnn")
 DECODERS = ("mlp", "rnn", "sim")
 PRIORS = ("uniform", "sparse")
 MODES = ("unsupervised", "supervised")
+LR_SCHEDULES = ("step", "cosine")
 GRAPHS = ("learned", "true", "full")
 
 
@@ -47,6 +48,7 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     _choice("model.prior", model.prior, PRIORS)
     _choice("model.graph", model.graph, GRAPHS)
     _choice("train.mode", train.mode, MODES)
+    _choice("train.lr_schedule", train.get("lr_schedule", "step"), LR_SCHEDULES)
     _at_least("data.num_objects", config.data.num_objects, 2)
     _at_least("model.edge_types", model.edge_types, 2)
     _at_least("model.hidden", model.hidden, 1)

@@ -151,3 +151,27 @@ def test_killed_run_resumes_to_same_result(tiny_data, tmp_path):
     straight, resumed = _lines(tmp_path / "straight")[-1], _lines(killed)[-1]
     for key in ("train_nll", "train_kl", "valid_nll", "valid_accuracy"):
         assert resumed[key] == pytest.approx(straight[key], rel=1e-5), key
+
+
+@pytest.mark.parametrize("schedule", ["step", "cosine"])
+def test_learning_rate_schedules(schedule):
+    """Adam on a constant gradient moves each step by the learning rate: read the schedule off."""
+    import jax.numpy as jnp
+
+    from nri_jax.training import make_optimizer
+
+    lr, steps_per_epoch, epochs = 1e-2, 2, 4
+    train = {"lr": lr, "lr_schedule": schedule, "lr_decay_epochs": 1, "lr_decay": 0.5}
+    tx = make_optimizer({**train, "epochs": epochs}, steps_per_epoch)
+    params = jnp.zeros(())
+    opt_state = tx.init(params)
+    moves = []
+    for _ in range(steps_per_epoch * epochs):
+        updates, opt_state = tx.update(jnp.ones(()), opt_state, params)
+        moves.append(-float(updates))
+    t = np.arange(steps_per_epoch * epochs)
+    if schedule == "step":  # halved every epoch of 2 steps
+        expected = lr * 0.5 ** (t // steps_per_epoch)
+    else:  # lr (1 + cos(pi t / T)) / 2 over all T steps
+        expected = lr * 0.5 * (1 + np.cos(np.pi * t / t.size))
+    np.testing.assert_allclose(moves, expected, rtol=1e-4)  # Adam eps
