@@ -55,10 +55,11 @@ _relu.defvjp(_relu_fwd, _relu_bwd)
 # - messages are summed over incoming edges inside the step; the backward pass sums the
 #   first-layer cotangents per sender and per receiver node (a reshape and a static gather).
 
-# Rows (graphs x edges) per chunk: [640, 256] float32 activations are 640 KiB, so a chunk's
-# intermediates stay in the 1 MiB L2 of the machine measured (docs/benchmarks.md). 320 to 1024
-# rows measured alike; 2560 rows, and no chunking, were 15-20% slower.
-_CHUNK_ROWS = 640
+# Activation elements (rows = graphs x edges, times hidden units) per chunk: 1600 rows of 256
+# units, so a chunk's intermediates stay near the 1 MiB L2 of the machine measured. Per-chunk
+# overhead (a loop iteration of ~20 small ops) rules narrow layers: at 64 units 6400 rows ran
+# 68 ms against 98 ms for 640 (docs/benchmarks.md), at 256 units 640 and 1600 rows alike.
+_CHUNK_ELEMENTS = 1600 * 256
 
 
 def _outgoing_edges(num_objects: int) -> np.ndarray:
@@ -143,12 +144,12 @@ def _messages_bwd_chunk(activation, used, x, z, packed, bias1, kernel2, outs, g)
     return dx, dz, dpacked, jnp.stack(dbias1), jnp.stack(dkernel2), jnp.stack(dbias2)
 
 
-def _chunking(x, z):
-    """(x `[chunks, g, N, F]`, z `[chunks, g, E, K]`, leading shape) with ~_CHUNK_ROWS rows."""
+def _chunking(x, z, hidden):
+    """(x `[chunks, g, N, F]`, z `[chunks, g, E, K]`, leading shape): ~_CHUNK_ELEMENTS each."""
     lead = x.shape[:-2]
     graphs = int(np.prod(lead))
     edges = z.shape[-2]
-    per_chunk = max(1, min(graphs, _CHUNK_ROWS // edges))
+    per_chunk = max(1, min(graphs, _CHUNK_ELEMENTS // (hidden * edges)))
     while graphs % per_chunk:
         per_chunk -= 1
     x = x.reshape((graphs // per_chunk, per_chunk) + x.shape[-2:])
@@ -168,7 +169,7 @@ def aggregated_messages(activation, used, x, z, kernel1, bias1, kernel2, bias2):
 
 
 def _aggregated_fwd(activation, used, x, z, kernel1, bias1, kernel2, bias2):
-    xs, zs, lead = _chunking(x, z)
+    xs, zs, lead = _chunking(x, z, bias1.shape[-1])
     packed = _packed_kernel1(kernel1, used)
 
     def chunk(_, inputs):
@@ -181,7 +182,7 @@ def _aggregated_fwd(activation, used, x, z, kernel1, bias1, kernel2, bias2):
 
 def _aggregated_bwd(activation, used, residuals, g):
     x, z, kernel1, bias1, kernel2, outs = residuals
-    xs, zs, lead = _chunking(x, z)
+    xs, zs, lead = _chunking(x, z, bias1.shape[-1])
     gs = g.reshape(xs.shape[:2] + g.shape[-2:])
     packed = _packed_kernel1(kernel1, used)
 

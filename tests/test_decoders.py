@@ -168,3 +168,27 @@ def test_dropout_only_in_training():
     rngs = {"dropout": jax.random.key(3)}
     training = module.apply({"params": params}, x, z, 3, train=True, rngs=rngs)
     assert not np.allclose(training, evaluation)
+
+
+def test_chunked_messages_match_one_chunk(monkeypatch):
+    """The fused messages run over chunks of graphs: several chunks give one chunk's values."""
+    from nri_jax import decoders
+
+    x, z = _data()
+    module, params, _ = _decoder("mlp")
+
+    def value_and_grads():
+        def loss(params, x, z):
+            return jnp.sum(jnp.sin(module.apply({"params": params}, x, z, 3)))
+
+        return jax.jit(jax.value_and_grad(loss, argnums=(0, 1, 2)))(params, x, z)
+
+    whole = value_and_grads()
+    # B * 3 restarts = 6 graphs of E = 12 edges: 2 graphs (24 rows of H = 16) per chunk -> 3.
+    monkeypatch.setattr(decoders, "_CHUNK_ELEMENTS", 2 * E * H)
+    starts = x[:, :, :9:3].swapaxes(1, 2)  # [B, 3, N, D], as the decoder's restarts
+    assert decoders._chunking(starts, z[:, None], H)[0].shape[:2] == (3, 2)
+    chunked = value_and_grads()
+    jax.tree.map(
+        functools.partial(np.testing.assert_allclose, rtol=2e-5, atol=1e-6), whole, chunked
+    )
