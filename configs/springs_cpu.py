@@ -5,8 +5,8 @@
 
 The paper's model and loss; a narrower decoder, smaller batches, a higher learning rate with
 cosine decay, a softer Gumbel-softmax and fewer, shorter epochs, so the encoder gets the
-thousands of Adam steps it needs to leave the ~50% plateau within minutes. Measured protocol and result, and the
-runs that chose these settings: docs/results.md.
+thousands of Adam steps it needs to leave the ~50% plateau within minutes. Measured protocol
+and result, and the runs that chose these settings: docs/results.md.
 """
 
 from nri_jax.config import base_config
