@@ -327,6 +327,22 @@ class MLPDecoderStep(nn.Module):
         return mu, mu
 
 
+# Unroll the M-step loop when a step's message activations span at least this many chunks.
+# Then each step's saved messages stay separate arrays; in a loop, the backward pass's stacked
+# copy of them is zero-filled and written again, a single-threaded pass over ~130 MB per edge
+# type at batch 128 and 256 units. Measured on 2 CPU cores (docs/benchmarks.md): 256 units,
+# batch 128 (8 chunks per step), decoder forward + backward ~1050 -> ~990 ms; 64 units, batch
+# 64 (1 chunk), unrolling was slower (77 -> 85 ms unrolled by 2, 100 ms by 10).
+_UNROLL_MIN_CHUNKS = 4
+_MAX_UNROLL = 10  # bounds the program size (and compile time) for long rollouts
+
+
+def _step_unroll(length: int, graphs: int, num_objects: int, hidden: int) -> int:
+    """Unroll factor of the M-step scan: `graphs` decoded in parallel, `hidden` units."""
+    elements = graphs * num_objects * (num_objects - 1) * hidden
+    return min(length, _MAX_UNROLL) if elements >= _UNROLL_MIN_CHUNKS * _CHUNK_ELEMENTS else 1
+
+
 class MLPDecoder(nn.Module):
     """Markovian GNN decoder (eqs. 10-12) trained on M-step rollouts (section 3.4).
 
@@ -351,12 +367,16 @@ class MLPDecoder(nn.Module):
         # Restarts at frame T - 1 or later, and steps past frame T - 1, would only predict
         # frames past the end (the original runs and then truncates them).
         starts = jnp.swapaxes(inputs[:, :, : time - 1 : prediction_steps], 1, 2)  # [B, S, N, D]
+        length = min(prediction_steps, time - 1)
         steps = nn.scan(
             MLPDecoderStep,
             variable_broadcast="params",
             split_rngs={"params": False, "dropout": True},
             in_axes=nn.broadcast,
-            length=min(prediction_steps, time - 1),
+            length=length,
+            unroll=_step_unroll(
+                length, starts.shape[0] * starts.shape[1], num_objects, self.hidden
+            ),
         )
         step = steps(
             self.edge_types, self.hidden, self.skip_first, self.dropout, train, name="step"

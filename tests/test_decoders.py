@@ -171,7 +171,8 @@ def test_dropout_only_in_training():
 
 
 def test_chunked_messages_match_one_chunk(monkeypatch):
-    """The fused messages run over chunks of graphs: several chunks give one chunk's values."""
+    """The fused messages run over chunks of graphs: several chunks give one chunk's values,
+    and so does the M-step loop unrolled (what wide decoders get)."""
     from nri_jax import decoders
 
     x, z = _data()
@@ -191,4 +192,11 @@ def test_chunked_messages_match_one_chunk(monkeypatch):
     chunked = value_and_grads()
     jax.tree.map(
         functools.partial(np.testing.assert_allclose, rtol=2e-5, atol=1e-6), whole, chunked
+    )
+    assert decoders._step_unroll(3, 6, N, H) == 1
+    monkeypatch.setattr(decoders, "_UNROLL_MIN_CHUNKS", 3)
+    assert decoders._step_unroll(3, 6, N, H) == 3
+    unrolled = value_and_grads()
+    jax.tree.map(
+        functools.partial(np.testing.assert_allclose, rtol=2e-5, atol=1e-6), whole, unrolled
     )
