@@ -23,6 +23,8 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
+from nri_jax.host_memory import reuse_freed_memory  # noqa: E402
+
 _BASE = flags.DEFINE_string("base", None, "Root of the other checkout.", required=True)
 _BATCH = flags.DEFINE_integer("batch", 128, "Trajectories per batch.")
 _HIDDEN = flags.DEFINE_integer("hidden", 256, "Decoder hidden units.")
@@ -39,6 +41,7 @@ def _load(path: Path, name: str):
 
 def main(argv):
     del argv
+    reuse_freed_memory()  # as train.py does
     base = Path(_BASE.value) / "nri_jax" / "decoders.py"
     if not base.is_file():
         raise SystemExit(f"--base {_BASE.value}: no nri_jax/decoders.py there; pass a checkout")

@@ -20,6 +20,7 @@ import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
 from nri_jax import decoders  # noqa: E402
+from nri_jax.host_memory import reuse_freed_memory  # noqa: E402
 
 _BATCH = flags.DEFINE_integer("batch", 64, "Trajectories per batch.")
 _HIDDEN = flags.DEFINE_integer("hidden", 64, "Decoder hidden units.")
@@ -29,6 +30,7 @@ _REPEATS = flags.DEFINE_integer("repeats", 15, "Timed calls per chunk size.")
 
 def main(argv):
     del argv
+    reuse_freed_memory()  # as train.py does
     hidden = _HIDDEN.value
     rng = np.random.default_rng(0)
     x = jnp.asarray(rng.normal(size=(_BATCH.value, 5, 49, 4)), jnp.float32)
