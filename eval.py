@@ -9,7 +9,6 @@ import sys
 from absl import app, flags
 
 from nri_jax import cli
-from nri_jax.host_memory import reuse_freed_memory
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A directory written by train.py.")
 _DATA_DIR = flags.DEFINE_string(
@@ -26,7 +25,6 @@ flags.mark_flags_as_required(["workdir"])
 def main(argv):
     if len(argv) > 1:
         sys.exit(f"error: unexpected arguments {argv[1:]}")
-    reuse_freed_memory()  # before XLA allocates: its per-step buffers then stop page-faulting
     from nri_jax.evaluation import evaluate, format_table
 
     with cli.one_line_errors():

@@ -10,8 +10,7 @@ import sys
 from absl import app, flags
 from ml_collections import config_flags
 
-from nri_jax import cli
-from nri_jax.host_memory import reuse_freed_memory
+from nri_jax import cli, host_memory
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (configs/*.py).")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and results.")
@@ -21,7 +20,8 @@ flags.mark_flags_as_required(["config", "workdir"])
 def main(argv):
     if len(argv) > 1:
         sys.exit(f"error: unexpected arguments {argv[1:]}")
-    reuse_freed_memory()  # before XLA allocates: its per-step buffers then stop page-faulting
+    if host_memory.helps(_CONFIG.value):
+        host_memory.reuse_freed_memory()  # before XLA allocates: its buffers stop page-faulting
     from nri_jax.training import train_and_evaluate
 
     with cli.one_line_errors():

@@ -12,6 +12,7 @@ object with `samples_per_sec`.
 """
 
 import json
+import resource
 import statistics
 import sys
 import time
@@ -27,17 +28,17 @@ from jax.sharding import NamedSharding  # noqa: E402
 from jax.sharding import PartitionSpec as P  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
-from nri_jax import training  # noqa: E402
-from nri_jax.host_memory import reuse_freed_memory  # noqa: E402
+from nri_jax import host_memory, training  # noqa: E402
 from nri_jax.model import make_model  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file.")
 _STEPS = flags.DEFINE_integer("steps", 20, "Train steps per timed run.")
 _REPEATS = flags.DEFINE_integer("repeats", 5, "Timed runs; the median is reported.")
-_REUSE = flags.DEFINE_bool(
-    "reuse_freed_memory",
-    True,
-    "Keep freed host memory for reuse, as train.py does (nri_jax/host_memory.py).",
+_HOST_MEMORY = flags.DEFINE_enum(
+    "host_memory",
+    "auto",
+    ["auto", "reuse", "default"],
+    "reuse: keep freed host memory (nri_jax/host_memory.py); auto: where train.py does.",
 )
 flags.mark_flags_as_required(["config"])
 
@@ -92,8 +93,11 @@ def measure_matmul(rows: int, hidden: int, repeats: int = 20) -> float:
 
 def main(argv):
     del argv
-    reused = _REUSE.value and reuse_freed_memory()
     config = _CONFIG.value
+    mode = _HOST_MEMORY.value
+    reused = (mode == "reuse" or (mode == "auto" and host_memory.helps(config))) and (
+        host_memory.reuse_freed_memory()
+    )
     batch, n = config.train.batch_size, config.data.num_objects
     frames, dims = config.train.timesteps, 4
     steps = _STEPS.value
@@ -117,12 +121,14 @@ def main(argv):
     state, metrics = step(state, features, labels, index[0], key)  # warm-up
     jax.block_until_ready(metrics)
     times = []
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     for _ in range(_REPEATS.value):
         start = time.perf_counter()
         for i in range(steps):
             state, metrics = step(state, features, labels, index[i], key)
         jax.block_until_ready((state, metrics))
         times.append(time.perf_counter() - start)
+    faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults) / (len(times) * steps)
     step_s = statistics.median(times) / steps
     starts = -(-(frames - 1) // config.train.prediction_steps)
     rows = batch * starts * edges
@@ -138,6 +144,7 @@ def main(argv):
         "machine_matmul_gflops": round(measure_matmul(rows, config.model.decoder_hidden), 1),
         "samples_per_sec": round(batch / step_s, 1),
         "reuse_freed_memory": reused,
+        "page_faults_per_step": round(faults),
     }
     result["fraction_of_machine_matmul"] = round(
         result["matmul_gflops_achieved"] / result["machine_matmul_gflops"], 3

@@ -1,18 +1,23 @@
-"""Keep freed host memory in the process, so XLA:CPU's per-call buffers do not page-fault.
+"""Keep freed host memory in the process, so XLA:CPU's per-step buffers do not page-fault.
 
-XLA:CPU allocates each compiled call's large buffers (temporaries, outputs) with malloc and
-frees them when the call ends. glibc serves blocks above its mmap threshold (at most 32 MiB)
-with fresh `mmap`s and returns them with `munmap`, so every training step touches new pages:
-the kernel zero-fills and maps each 4 KiB page on first touch. The MLP decoder's forward +
-backward at batch 64 and 64 units took 14.5k minor page faults and 32 ms of system time per
-call, 77 ms a call, against 0.7k faults and 62 ms with freed memory kept (docs/benchmarks.md).
+XLA:CPU allocates each compiled call's large buffers with malloc and frees them when the call
+ends. glibc serves large blocks with fresh `mmap`s and returns them with `munmap`, so every
+training step touches new pages, which the kernel zero-fills and maps one 4 KiB page at a
+time. The CPU protocol's train step (`configs/springs_cpu.py`) took ~23k minor page faults per
+step; with the settings below ~1k, and the step ran 5-8% faster (docs/benchmarks.md).
 
-`reuse_freed_memory()` sets glibc's `M_MMAP_MAX` to 0 (every block comes from the heap, which
-malloc reuses) and raises `M_TRIM_THRESHOLD` (freed memory is not handed back to the kernel).
-The process then keeps its peak host memory until it exits, which is what a training job wants;
-call it from entry points, not from library code that shares a process with other work. Without
-glibc (macOS, musl) it does nothing. Same effect, set before Python starts:
-`GLIBC_TUNABLES=glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=4294967295`.
+`reuse_freed_memory()` sets three glibc malloc parameters: one arena (`M_ARENA_MAX`: a block too
+large for a thread arena's 64 MiB heap is mmapped whatever the other settings say, and XLA's
+worker threads allocate), no mmap (`M_MMAP_MAX` 0: blocks come from the heap, which malloc
+reuses) and no trimming (`M_TRIM_THRESHOLD`: freed memory is not handed back). The process
+keeps its peak host memory until it exits, which suits a training job; call it from an entry
+point, not from library code sharing a process with other work. Without glibc (macOS, musl) it
+does nothing. The same, set before Python starts:
+`GLIBC_TUNABLES=glibc.malloc.arena_max=1:glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=2147483647`.
+
+One arena serialises malloc across threads. The recurrent decoder's 48-step loop allocates
+from both worker threads, and its train step ran 15-25% slower with these settings, so
+`helps(config)` is true for the MLP decoder only.
 """
 
 from __future__ import annotations
@@ -20,11 +25,18 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 
+import ml_collections
+
 # <malloc.h>
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_MAX = -4
 _M_ARENA_MAX = -8
-_TRIM_THRESHOLD = 2**31 - 1  # mallopt takes an int: ~2 GiB of free heap top kept
+_TRIM_THRESHOLD = 2**31 - 1  # mallopt takes an int: up to ~2 GiB of free heap top kept
+
+
+def helps(config: ml_collections.ConfigDict) -> bool:
+    """Whether `reuse_freed_memory` made this config's train step faster (measured on CPU)."""
+    return config.model.decoder == "mlp"
 
 
 def reuse_freed_memory() -> bool:
@@ -33,8 +45,7 @@ def reuse_freed_memory() -> bool:
     if name is None:
         return False
     try:
-        libc = ctypes.CDLL(name)
-        mallopt = libc.mallopt
+        mallopt = ctypes.CDLL(name).mallopt
     except (OSError, AttributeError):
         return False
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
