@@ -11,17 +11,15 @@ between runs). Prints the median and minimum per checkout in ms.
 """
 
 import importlib.util
-import statistics
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
+from decoder_timing import compiled_gradient, decoder_inputs, time_interleaved  # noqa: E402
 
 from nri_jax.host_memory import reuse_freed_memory  # noqa: E402
 
@@ -47,33 +45,16 @@ def main(argv):
         raise SystemExit(f"--base {_BASE.value}: no nri_jax/decoders.py there; pass a checkout")
     here = Path(__file__).resolve().parents[1] / "nri_jax" / "decoders.py"
     modules = {"base": _load(base, "decoders_base"), "this": _load(here, "decoders_this")}
-    rng = np.random.default_rng(0)
-    x = jnp.asarray(rng.normal(size=(_BATCH.value, 5, 49, 4)), jnp.float32)
-    z = jax.nn.softmax(jnp.asarray(rng.normal(size=(_BATCH.value, 20, 2)), jnp.float32))
-    compiled, results = {}, {}
-    for name, module in modules.items():
-        decoder = module.MLPDecoder(2, _HIDDEN.value)
-        params = decoder.init(jax.random.key(0), x, z, 10)
-
-        def loss(params, x, z, decoder=decoder):
-            return jnp.mean(decoder.apply(params, x, z, 10) ** 2)
-
-        f = jax.jit(jax.value_and_grad(loss, argnums=(0, 2))).lower(params, x, z).compile()
-        compiled[name] = (f, params)
-        results[name] = jax.block_until_ready(f(params, x, z))
+    x, z = decoder_inputs(_BATCH.value)
+    calls = {
+        name: compiled_gradient(module.MLPDecoder(2, _HIDDEN.value), x, z)
+        for name, module in modules.items()
+    }
     differences = jax.tree.map(
-        lambda a, b: float(jnp.max(jnp.abs(a - b))), results["base"], results["this"]
+        lambda a, b: float(jnp.max(jnp.abs(a - b))), calls["base"](), calls["this"]()
     )
     print(f"largest difference in loss and gradients: {max(jax.tree.leaves(differences)):.3g}")
-    times = {name: [] for name in compiled}
-    for _ in range(_REPEATS.value):
-        for name, (f, params) in compiled.items():
-            start = time.perf_counter()
-            jax.block_until_ready(f(params, x, z))
-            times[name].append(time.perf_counter() - start)
-    for name, t in times.items():
-        median, best = 1e3 * statistics.median(t), 1e3 * min(t)
-        print(f"{name}: median {median:8.1f} ms  min {best:8.1f} ms")
+    time_interleaved(calls, _REPEATS.value)
 
 
 if __name__ == "__main__":
