@@ -9,9 +9,9 @@ step; with the settings below ~1k, and the step ran 5-8% faster (docs/benchmarks
 `reuse_freed_memory()` sets three glibc malloc parameters: one arena (`M_ARENA_MAX`: a block too
 large for a thread arena's 64 MiB heap is mmapped whatever the other settings say, and XLA's
 worker threads allocate), no mmap (`M_MMAP_MAX` 0: blocks come from the heap, which malloc
-reuses) and no trimming (`M_TRIM_THRESHOLD`: freed memory is not handed back). The process
-keeps its peak host memory until it exits, which suits a training job; call it from an entry
-point, not from library code sharing a process with other work. Without glibc (macOS, musl) it
+reuses) and no trimming (`M_TRIM_THRESHOLD`: freed memory is not handed back; the training
+loop hands it back once per epoch with `release_freed_memory`). Call it from an entry point,
+not from library code sharing a process with other work. Without glibc (macOS, musl) it
 does nothing. The same, set before Python starts:
 `GLIBC_TUNABLES=glibc.malloc.arena_max=1:glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=2147483647`.
 
@@ -39,14 +39,34 @@ def helps(config: ml_collections.ConfigDict) -> bool:
     return config.model.decoder == "mlp"
 
 
-def reuse_freed_memory() -> bool:
-    """Make glibc's malloc keep and reuse freed memory. True if it applied, False without glibc."""
+def _libc():
     name = ctypes.util.find_library("c")
     if name is None:
-        return False
+        return None
     try:
-        mallopt = ctypes.CDLL(name).mallopt
-    except (OSError, AttributeError):
+        return ctypes.CDLL(name)
+    except OSError:
+        return None
+
+
+def release_freed_memory() -> None:
+    """Hand the free heap memory back to the kernel (glibc `malloc_trim(0)`); once per epoch.
+
+    With freed memory kept, the heap fragments slowly: the CPU protocol's resident memory grew
+    by ~0.17 MB per step (1.03 GB after 60 steps, 1.19 GB after 1000), nearly all of it free
+    heap (`malloc_trim(0)` took 1.12 GB down to 0.32 GB). Trimming once per epoch bounds it;
+    the next steps fault the memory in again once.
+    """
+    libc = _libc()
+    if libc is not None and hasattr(libc, "malloc_trim"):
+        libc.malloc_trim(0)
+
+
+def reuse_freed_memory() -> bool:
+    """Make glibc's malloc keep and reuse freed memory. True if it applied, False without glibc."""
+    libc = _libc()
+    mallopt = getattr(libc, "mallopt", None)
+    if mallopt is None:
         return False
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
     mallopt.restype = ctypes.c_int
