@@ -4,7 +4,8 @@ XLA:CPU allocates each compiled call's large buffers with malloc and frees them 
 ends. glibc serves large blocks with fresh `mmap`s and returns them with `munmap`, so every
 training step touches new pages, which the kernel zero-fills and maps one 4 KiB page at a
 time. The CPU protocol's train step (`configs/springs_cpu.py`) took ~23k minor page faults per
-step; with the settings below ~1k, and the step ran 5-8% faster (docs/benchmarks.md).
+step; with the settings below under ~1.2k, and the step ran 4-11% faster in paired runs
+(docs/benchmarks.md).
 
 `reuse_freed_memory()` sets three glibc malloc parameters: one arena (`M_ARENA_MAX`: a block too
 large for a thread arena's 64 MiB heap is mmapped whatever the other settings say, and XLA's
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 
 import ml_collections
 
@@ -39,6 +41,7 @@ def helps(config: ml_collections.ConfigDict) -> bool:
     return config.model.decoder == "mlp"
 
 
+@functools.cache  # find_library runs ldconfig; release_freed_memory is called every epoch
 def _libc():
     name = ctypes.util.find_library("c")
     if name is None:
