@@ -15,7 +15,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nri_jax.graph import edge_to_node, fully_connected, node_to_edge
+from nri_jax.graph import (
+    edge_to_node,
+    fully_connected,
+    node_to_edge,
+    receiver_rows,
+    sender_rows,
+)
 from nri_jax.modules import torch_bias_init, torch_dense, torch_kernel_init
 
 
@@ -75,25 +81,6 @@ def _act_and_grad(name: str) -> tuple[Callable, Callable]:
     return jnp.tanh, (lambda y: 1 - y * y)
 
 
-def _edges_from_senders(nodes: jax.Array) -> jax.Array:
-    """`[g, N, H]` -> `[g, E, H]`: each edge's sender row, in `fully_connected` order.
-
-    Edges run row-major over the off-diagonal (i, j) of N x N, sender j: broadcast to all N^2
-    pairs, then drop the diagonal (flat index i (N + 1)) by a shift and a reshape. These static
-    slices fuse into the consumer; `jnp.take` made XLA:CPU write the gathered rows edge-major
-    and then transpose them, two extra passes over [rows, H] per type (docs/benchmarks.md).
-    """
-    graphs, n, size = nodes.shape
-    pairs = jnp.broadcast_to(nodes[:, None], (graphs, n, n, size)).reshape(graphs, n * n, size)
-    return pairs[:, 1:].reshape(graphs, n - 1, n + 1, size)[:, :, :n].reshape(graphs, -1, size)
-
-
-def _edges_from_receivers(nodes: jax.Array) -> jax.Array:
-    """`[g, N, H]` -> `[g, E, H]`: each edge's receiver row (receivers come sorted)."""
-    graphs, n, size = nodes.shape
-    return jnp.broadcast_to(nodes[:, :, None], (graphs, n, n - 1, size)).reshape(graphs, -1, size)
-
-
 def _packed_kernel1(kernel1: jax.Array, used: tuple[int, ...]) -> jax.Array:
     """First-layer kernels of the used types as one [F, K' * 2 * H] matrix (sender, receiver)."""
     size = kernel1.shape[-1]
@@ -106,9 +93,7 @@ def _first_layer(x, packed, bias1, used):
     size = bias1.shape[-1]
     projected = (x.reshape(-1, x.shape[-1]) @ packed).reshape(x.shape[:-1] + (len(used), 2, size))
     return [
-        _edges_from_senders(projected[:, :, slot, 0])
-        + _edges_from_receivers(projected[:, :, slot, 1])
-        + bias1[k]
+        sender_rows(projected[:, :, slot, 0]) + receiver_rows(projected[:, :, slot, 1]) + bias1[k]
         for slot, k in enumerate(used)
     ]
 

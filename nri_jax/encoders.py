@@ -31,16 +31,16 @@ def _edge_stages(
     in place of the e->v->e round trip. Ends with the Linear H -> K logits. Called inside the
     caller's compact method, so the layers (named as in the original, `names`) are the caller's.
     """
-    receivers, senders = fully_connected(num_objects)
+    receivers, _ = fully_connected(num_objects)
     first, last = names
     if factor:
         x = edge_to_node(skip, receivers, num_objects) / num_objects  # eq. 7
         x = MLP(hidden, hidden, dropout, name=first)(x, train)
-        x = node_to_edge(x, senders, receivers)  # eq. 8
+        # eq. 8: v->e, concat with the skip, edge MLP; the v->e half of its first layer per node.
+        x = MLP(hidden, hidden, dropout, pairs=True, name=last)(x, train, skip=skip)
     else:
         x = MLP(hidden, hidden, dropout, name=first)(skip, train)
-    x = jnp.concatenate([x, skip], axis=-1)
-    x = MLP(hidden, hidden, dropout, name=last)(x, train)
+        x = MLP(hidden, hidden, dropout, name=last)(jnp.concatenate([x, skip], axis=-1), train)
     return encoder_dense(edge_types, name="fc_out")(x)
 
 
@@ -55,11 +55,10 @@ class MLPEncoder(nn.Module):
     @nn.compact
     def __call__(self, inputs: jax.Array, train: bool = False) -> jax.Array:
         num_objects = inputs.shape[1]
-        receivers, senders = fully_connected(num_objects)
         x = inputs.reshape(inputs.shape[:2] + (-1,))  # each trajectory flattened over time
         x = MLP(self.hidden, self.hidden, self.dropout, name="mlp1")(x, train)  # eq. 5
-        x = node_to_edge(x, senders, receivers)
-        skip = MLP(self.hidden, self.hidden, self.dropout, name="mlp2")(x, train)  # eq. 6
+        # eq. 6: v->e and the edge MLP, its first layer per node.
+        skip = MLP(self.hidden, self.hidden, self.dropout, pairs=True, name="mlp2")(x, train)
         settings = (self.hidden, self.edge_types, self.dropout, self.factor)
         return _edge_stages(skip, num_objects, train, *settings, names=("mlp3", "mlp4"))
 

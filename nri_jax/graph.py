@@ -30,6 +30,27 @@ def node_to_edge(x: jax.Array, senders: np.ndarray, receivers: np.ndarray) -> ja
     )
 
 
+def sender_rows(nodes: jax.Array) -> jax.Array:
+    """`[..., N, F]` -> `[..., E, F]`: each edge's sender row, in `fully_connected` order.
+
+    The same as `jnp.take(nodes, senders, axis=-2)`. Edges run row-major over the off-diagonal
+    (i, j) of N x N, sender j: broadcast to all N^2 pairs, then drop the diagonal (flat index
+    i (N + 1)) by a shift and a reshape. These static slices fuse into the consumer; the gather
+    made XLA:CPU write the rows edge-major and then transpose them (docs/benchmarks.md).
+    """
+    *lead, n, size = nodes.shape
+    pairs = jnp.broadcast_to(nodes[..., None, :, :], (*lead, n, n, size))
+    pairs = pairs.reshape(*lead, n * n, size)[..., 1:, :].reshape(*lead, n - 1, n + 1, size)
+    return pairs[..., :n, :].reshape(*lead, n * (n - 1), size)
+
+
+def receiver_rows(nodes: jax.Array) -> jax.Array:
+    """`[..., N, F]` -> `[..., E, F]`: each edge's receiver row (receivers come sorted)."""
+    *lead, n, size = nodes.shape
+    rows = jnp.broadcast_to(nodes[..., :, None, :], (*lead, n, n - 1, size))
+    return rows.reshape(*lead, n * (n - 1), size)
+
+
 def edge_to_node(e: jax.Array, receivers: np.ndarray, num_objects: int) -> jax.Array:
     """e->v (eqs. 7, 11, 14): sum over incoming edges, `[..., edges, F]` -> `[..., objects, F]`.
 

@@ -200,14 +200,3 @@ def test_chunked_messages_match_one_chunk(monkeypatch):
     jax.tree.map(
         functools.partial(np.testing.assert_allclose, rtol=2e-5, atol=1e-6), whole, unrolled
     )
-
-
-@pytest.mark.parametrize("num_objects", [2, 3, 5])
-def test_edge_rows_from_static_slices_match_gathers(num_objects):
-    """The fused messages build sender/receiver rows with slices: the same as index gathers."""
-    from nri_jax import decoders
-
-    receivers, senders = fully_connected(num_objects)
-    nodes = jnp.asarray(np.random.default_rng(0).normal(size=(3, num_objects, 4)))
-    np.testing.assert_array_equal(decoders._edges_from_senders(nodes), nodes[:, senders])
-    np.testing.assert_array_equal(decoders._edges_from_receivers(nodes), nodes[:, receivers])

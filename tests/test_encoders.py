@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from nri_jax.encoders import CNNEncoder, MLPEncoder
-from nri_jax.graph import fully_connected
+from nri_jax.graph import fully_connected, node_to_edge
+from nri_jax.modules import PairDense, encoder_dense
 
 
 def _edge_permutation(perm):
@@ -59,6 +60,27 @@ def test_mlp_encoder_matches_original(factor):
     logits, _ = encoder.apply(variables, x, train=True, mutable=["batch_stats"])
     expected = _numpy_mlp_encoder(variables["params"], np.asarray(x), factor)
     np.testing.assert_allclose(logits, expected, rtol=2e-4, atol=2e-4)
+
+
+@pytest.mark.parametrize("with_skip", [False, True])
+def test_pair_dense_is_dense_on_edges(with_skip):
+    """The per-node first layer has nn.Dense's parameters, initial values and outputs."""
+    rng = np.random.default_rng(0)
+    nodes = jnp.asarray(rng.normal(size=(2, 4, 5)), jnp.float32)
+    skip = jnp.asarray(rng.normal(size=(2, 12, 3)), jnp.float32) if with_skip else None
+    receivers, senders = fully_connected(4)
+    edges = node_to_edge(nodes, senders, receivers)  # [x_sender, x_receiver]
+    if with_skip:
+        edges = jnp.concatenate([edges, skip], axis=-1)
+    pair_vars = PairDense(6).init(jax.random.key(3), nodes, skip)
+    dense_vars = encoder_dense(6).init(jax.random.key(3), edges)
+    jax.tree.map(np.testing.assert_array_equal, pair_vars, dense_vars)
+    np.testing.assert_allclose(
+        PairDense(6).apply(pair_vars, nodes, skip),
+        encoder_dense(6).apply(dense_vars, edges),
+        rtol=1e-5,
+        atol=1e-5,
+    )
 
 
 def test_batch_norm_momentum_is_pytorch_like():

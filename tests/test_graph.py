@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from nri_jax.graph import edge_to_node, fully_connected, node_to_edge
+from nri_jax.graph import edge_to_node, fully_connected, node_to_edge, receiver_rows, sender_rows
 
 
 def _dense_relations(num_objects):
@@ -31,6 +31,15 @@ def test_node_to_edge_matches_dense(num_objects):
     rel_rec, rel_send = _dense_relations(num_objects)
     expected = np.concatenate([rel_send @ x, rel_rec @ x], axis=-1)  # [senders, receivers]
     np.testing.assert_allclose(node_to_edge(x, senders, receivers), expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("num_objects", [2, 3, 5])
+def test_edge_rows_from_static_slices_match_dense(num_objects):
+    """The static-slice sender/receiver rows are rel_send x and rel_rec x, any leading axes."""
+    x = np.random.default_rng(0).normal(size=(2, 3, num_objects, 4)).astype(np.float32)
+    rel_rec, rel_send = _dense_relations(num_objects)
+    np.testing.assert_array_equal(sender_rows(x), (rel_send @ x).astype(np.float32))
+    np.testing.assert_array_equal(receiver_rows(x), (rel_rec @ x).astype(np.float32))
 
 
 @pytest.mark.parametrize("num_objects", [2, 3, 5])
