@@ -8,7 +8,7 @@ import sys
 
 from absl import app, flags
 
-from nri_jax import cli
+from nri_jax import cli, host_memory
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A directory written by train.py.")
 _DATA_DIR = flags.DEFINE_string(
@@ -25,6 +25,7 @@ flags.mark_flags_as_required(["workdir"])
 def main(argv):
     if len(argv) > 1:
         sys.exit(f"error: unexpected arguments {argv[1:]}")
+    host_memory.restart_with_huge_pages()  # XLA:CPU's large buffers stop page-faulting
     from nri_jax.evaluation import evaluate, format_table
 
     with cli.one_line_errors():

@@ -20,8 +20,7 @@ flags.mark_flags_as_required(["config", "workdir"])
 def main(argv):
     if len(argv) > 1:
         sys.exit(f"error: unexpected arguments {argv[1:]}")
-    if host_memory.helps(_CONFIG.value):
-        host_memory.reuse_freed_memory()  # before XLA allocates: its buffers stop page-faulting
+    host_memory.restart_with_huge_pages()  # XLA:CPU's per-step buffers stop page-faulting
     from nri_jax.training import train_and_evaluate
 
     with cli.one_line_errors():

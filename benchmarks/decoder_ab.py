@@ -21,7 +21,7 @@ import jax.numpy as jnp  # noqa: E402
 from absl import app, flags  # noqa: E402
 from decoder_timing import compiled_gradient, decoder_inputs, time_interleaved  # noqa: E402
 
-from nri_jax.host_memory import reuse_freed_memory  # noqa: E402
+from nri_jax.host_memory import restart_with_huge_pages  # noqa: E402
 
 _BASE = flags.DEFINE_string("base", None, "Root of the other checkout.", required=True)
 _BATCH = flags.DEFINE_integer("batch", 128, "Trajectories per batch.")
@@ -39,7 +39,7 @@ def _load(path: Path, name: str):
 
 def main(argv):
     del argv
-    reuse_freed_memory()  # as train.py does
+    restart_with_huge_pages()  # as train.py does
     base = Path(_BASE.value) / "nri_jax" / "decoders.py"
     if not base.is_file():
         raise SystemExit(f"--base {_BASE.value}: no nri_jax/decoders.py there; pass a checkout")

@@ -16,7 +16,7 @@ from absl import app, flags  # noqa: E402
 from decoder_timing import compiled_gradient, decoder_inputs, time_interleaved  # noqa: E402
 
 from nri_jax import decoders  # noqa: E402
-from nri_jax.host_memory import reuse_freed_memory  # noqa: E402
+from nri_jax.host_memory import restart_with_huge_pages  # noqa: E402
 
 _BATCH = flags.DEFINE_integer("batch", 64, "Trajectories per batch.")
 _HIDDEN = flags.DEFINE_integer("hidden", 64, "Decoder hidden units.")
@@ -26,7 +26,7 @@ _REPEATS = flags.DEFINE_integer("repeats", 15, "Timed calls per chunk size.")
 
 def main(argv):
     del argv
-    reuse_freed_memory()  # as train.py does
+    restart_with_huge_pages()  # as train.py does
     x, z = decoder_inputs(_BATCH.value)
     calls = {}
     for rows in map(int, _ROWS.value):

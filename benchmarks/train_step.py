@@ -13,6 +13,7 @@ object with `samples_per_sec`.
 """
 
 import json
+import os
 import resource
 import statistics
 import sys
@@ -35,11 +36,10 @@ from nri_jax.model import make_model  # noqa: E402
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file.")
 _STEPS = flags.DEFINE_integer("steps", 20, "Train steps per timed run.")
 _REPEATS = flags.DEFINE_integer("repeats", 5, "Timed runs; the median is reported.")
-_HOST_MEMORY = flags.DEFINE_enum(
-    "host_memory",
-    "auto",
-    ["auto", "reuse", "default"],
-    "reuse: keep freed host memory (nri_jax/host_memory.py); auto: where train.py does.",
+_HUGE_PAGES = flags.DEFINE_bool(
+    "huge_pages",
+    True,
+    "Restart with glibc's hugetlb tunable, as train.py does (nri_jax/host_memory.py).",
 )
 flags.mark_flags_as_required(["config"])
 
@@ -105,10 +105,8 @@ def measure_matmul(rows: int, hidden: int, repeats: int = 20) -> float:
 def main(argv):
     del argv
     config = _CONFIG.value
-    mode = _HOST_MEMORY.value
-    reused = (mode == "reuse" or (mode == "auto" and host_memory.helps(config))) and (
-        host_memory.reuse_freed_memory()
-    )
+    if _HUGE_PAGES.value:
+        host_memory.restart_with_huge_pages()
     batch, n = config.train.batch_size, config.data.num_objects
     frames, dims = config.train.timesteps, 4
     steps = _STEPS.value
@@ -157,7 +155,7 @@ def main(argv):
         "matmul_gflops_achieved": round(flops / step_s / 1e9, 1),
         "machine_matmul_gflops": round(measure_matmul(rows, config.model.decoder_hidden), 1),
         "samples_per_sec": round(batch / step_s, 1),
-        "reuse_freed_memory": reused,
+        "huge_pages": f"{host_memory.TUNABLE}=1" in os.environ.get("GLIBC_TUNABLES", ""),
         "page_faults_per_step": round(faults),
     }
     result["fraction_of_machine_matmul"] = round(

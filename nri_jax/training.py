@@ -27,7 +27,7 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from nri_jax import data as data_lib
-from nri_jax import host_memory, losses, sim_decoder, validation
+from nri_jax import losses, sim_decoder, validation
 from nri_jax.model import NRI, make_model
 
 CONFIG_FILE = "config.json"
@@ -376,7 +376,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
                 sums = _sum_metrics(sums, step_metrics)
             train_metrics = _average(sums)
             valid_metrics = evaluator(state.params, state.batch_stats)
-            host_memory.release_freed_memory()  # bounds the kept heap (nri_jax/host_memory.py)
             score = selection_score(config, valid_metrics)
             improved = score < float(state.best_valid_nll)
             best_nll = min(score, float(state.best_valid_nll))

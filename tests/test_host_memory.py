@@ -1,52 +1,78 @@
-"""reuse_freed_memory: freed blocks are reused instead of being unmapped and faulted in again."""
+"""restart_with_huge_pages: the program runs again once, with glibc's hugetlb tunable, and
+XLA:CPU-like malloc/free rounds then fault in 2 MiB pages instead of 4 KiB ones."""
 
+import os
+import platform
 import subprocess
 import sys
 
 import pytest
 
-# Allocates, writes and frees a 64 MiB block five times; prints the minor page faults of the
-# last four rounds (the first maps the memory in either case).
-_SCRIPT = """
-import ctypes, ctypes.util, resource, sys
-from nri_jax.host_memory import release_freed_memory, reuse_freed_memory
-def resident():  # resident set in MiB
-    return int(open("/proc/self/statm").read().split()[1]) * 4096 / 2**20
-applied = reuse_freed_memory() if sys.argv[1] == "reuse" else False
+from nri_jax import host_memory
+
+pytestmark = pytest.mark.skipif(
+    platform.libc_ver()[0] != "glibc" or not host_memory.huge_pages_on_request(),
+    reason="needs glibc and transparent huge pages in madvise mode",
+)
+
+# Prints GLIBC_TUNABLES as this run sees it, then restarts; a second run prints it again.
+_RESTART = """
+import os, sys
+from nri_jax import host_memory
+print("run", os.environ.get("GLIBC_TUNABLES"), sys.argv[1:])
+host_memory.restart_with_huge_pages()
+print("done")
+"""
+
+# Allocates, writes and frees a 64 MiB block five times, as XLA:CPU does with a call's
+# buffers; prints the minor page faults of the last four rounds.
+_FAULTS = """
+import ctypes, ctypes.util, resource
 libc = ctypes.CDLL(ctypes.util.find_library("c"))
 libc.malloc.restype = ctypes.c_void_p
 libc.malloc.argtypes = (ctypes.c_size_t,)
 libc.free.argtypes = (ctypes.c_void_p,)
 size = 64 * 2**20
 faults = []
-for _ in range(5):  # as XLA:CPU's per-call buffers: malloc, write every page, free
+for _ in range(5):
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     block = libc.malloc(size)
     ctypes.memset(block, 1, size)
     libc.free(block)
     faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
-kept = resident()
-release_freed_memory()
-print(applied, sum(faults[1:]), kept - resident())
+print(sum(faults[1:]))
 """
 
 
-def _faults(mode: str) -> tuple[str, int, float]:
-    """(whether the settings applied, page faults of rounds 2-5, MiB released at the end)."""
-    out = subprocess.run(
-        [sys.executable, "-c", _SCRIPT, mode], capture_output=True, text=True, check=True
-    ).stdout.split()
-    return out[0], int(out[1]), float(out[2])
+def _run(script: str, tunables: str | None, *args: str) -> str:
+    env = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
+    if tunables is not None:
+        env["GLIBC_TUNABLES"] = tunables
+    return subprocess.run(
+        [sys.executable, "-c", script, *args], env=env, capture_output=True, text=True, check=True
+    ).stdout
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc settings")
-def test_freed_blocks_are_reused_without_page_faults():
-    applied, reused, released = _faults("reuse")
-    if applied != "True":
-        pytest.skip("no glibc mallopt here")
-    _, fresh, _ = _faults("default")
-    # 4 x 64 MiB of 4 KiB pages is 65536 faults when each block is a fresh mapping.
-    assert fresh > 10000
-    assert reused < fresh / 20
-    # The freed block stayed resident until release_freed_memory handed it back.
-    assert released > 48
+def test_restarts_once_with_the_tunable_and_the_same_arguments():
+    out = _run(_RESTART, None, "--flag", "x").splitlines()
+    assert out == [
+        "run None ['--flag', 'x']",
+        "run glibc.malloc.hugetlb=1 ['--flag', 'x']",
+        "done",
+    ]
+
+
+def test_keeps_other_tunables_and_respects_an_opt_out():
+    out = _run(_RESTART, "glibc.malloc.arena_max=2").splitlines()
+    assert out[1] == "run glibc.malloc.arena_max=2:glibc.malloc.hugetlb=1 []"
+    assert len(out) == 3
+    out = _run(_RESTART, "glibc.malloc.hugetlb=0").splitlines()
+    assert out == ["run glibc.malloc.hugetlb=0 []", "done"]  # no restart
+
+
+def test_huge_pages_cut_the_page_faults_of_fresh_blocks():
+    fresh = int(_run(_FAULTS, None))
+    huge = int(_run(_FAULTS, "glibc.malloc.hugetlb=1"))
+    # 4 rounds x 64 MiB of 4 KiB pages is 65536 faults; of 2 MiB pages, 128.
+    assert fresh > 60000
+    assert huge < fresh / 20
