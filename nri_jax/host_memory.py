@@ -7,9 +7,9 @@ zero-fills and maps on first touch one 4 KiB page at a time: ~128k minor page fa
 train step for MLP/MLP at paper settings, ~451k for CNN/RNN (one 1.85 GB block), ~23k for the
 CPU protocol. With `GLIBC_TUNABLES=glibc.malloc.hugetlb=1`, glibc asks the kernel
 (`madvise(MADV_HUGEPAGE)`) to back those mappings and the heap with 2 MiB pages: a few hundred
-faults per step, and in paired runs the train step ran 10-17% faster for all three configs
-(docs/benchmarks.md, session 5). It beat keeping freed memory with `mallopt` (one arena, no
-mmap, no trim), which we used before: that serialised malloc across XLA's threads.
+faults per step, and the train step ran 7-41% faster in 9 of 10 runs paired with 4 KiB pages
+(docs/benchmarks.md, session 5). It also beat keeping freed memory with `mallopt` (one arena,
+no mmap, no trim), which we used before and which serialised malloc across XLA's threads.
 
 glibc reads GLIBC_TUNABLES only when a process starts, so `restart_with_huge_pages()` executes
 the running program again, in the same process, with the tunable added to the environment.
