@@ -1,7 +1,10 @@
-"""Shared test set-up: CPU only, and one persistent compilation cache for the whole session.
+"""Shared test set-up: CPU only, cheap compilation, one persistent compilation cache.
 
-The cache lets the many short training runs (and their subprocesses, which inherit the
-environment) reuse compiled steps instead of recompiling identical programs.
+The tests run tiny shapes, so compiling dominates their time. LLVM's optimisation level 0
+compiles the small train steps 2-3x faster (e.g. one step: 6.8 -> 2.4 s) and costs nothing at
+these sizes; the benchmarks and the entry points keep XLA's default. The cache lets the many
+short training runs (and their subprocesses, which inherit the environment) reuse compiled
+steps instead of recompiling identical programs.
 """
 
 import os
@@ -10,6 +13,8 @@ import tempfile
 from pathlib import Path
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+FAST_COMPILE = "--xla_backend_optimization_level=0"
+os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {FAST_COMPILE}".strip()
 os.environ.setdefault(
     "JAX_COMPILATION_CACHE_DIR", os.path.join(tempfile.gettempdir(), "nri_jax_test_cache")
 )

@@ -161,7 +161,7 @@ def test_layouts_are_bit_identical_without_fma_contraction():
     env = dict(
         os.environ,
         PYTHONPATH=str(root),
-        XLA_FLAGS="--xla_cpu_max_isa=AVX",
+        XLA_FLAGS=f"{os.environ['XLA_FLAGS']} --xla_cpu_max_isa=AVX",
         JAX_ENABLE_COMPILATION_CACHE="false",
     )
     result = subprocess.run(

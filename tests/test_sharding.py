@@ -35,7 +35,8 @@ np.savez(sys.argv[1], loss=np.asarray(metrics["loss"]), devices=jax.device_count
 
 def _run(out, devices):
     env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(ROOT))
-    env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+    # Appended, so the suite's compile settings (conftest.py) carry over.
+    env["XLA_FLAGS"] += f" --xla_force_host_platform_device_count={devices}"
     subprocess.run([sys.executable, "-c", SCRIPT, str(out)], cwd=ROOT, env=env, check=True)
     return np.load(out)
 
