@@ -49,8 +49,7 @@ def load_run(workdir: Path):
     physics = physics_from_config(config, norm) if config.model.decoder == "sim" else None
     model = make_model(config.model, physics)
     example = np.zeros((2, config.data.num_objects, config.train.timesteps, norm.dims), np.float32)
-    state, _ = training.init_state(model, config, example, steps_per_epoch=1)
-    state = training.restore(manager, state)
+    state = training.restore(manager, training.abstract_state(model, config, example))
     return config, norm, model, state, manager.latest_step()
 
 

@@ -81,22 +81,21 @@ def make_mesh() -> jax.sharding.Mesh:
     )
 
 
-def init_state(
-    model: NRI, config: ml_collections.ConfigDict, example: np.ndarray, steps_per_epoch: int
-) -> tuple[TrainState, optax.GradientTransformation]:
+def _initial_state(
+    model: NRI, config: ml_collections.ConfigDict, tx: optax.GradientTransformation, example
+) -> TrainState:
     key = jax.random.key(config.seed)
     rngs = dict(zip(("params", "gumbel", "dropout"), jax.random.split(key, 3), strict=True))
     variables = model.init(
         rngs,
-        jnp.asarray(example),
+        example,
         train=False,
         temperature=config.train.temperature,
         hard=True,
         prediction_steps=1,
     )
-    tx = make_optimizer(config.train, steps_per_epoch)
     params = variables["params"]
-    state = TrainState(
+    return TrainState(
         step=jnp.zeros((), jnp.int32),
         epoch=jnp.zeros((), jnp.int32),
         params=params,
@@ -104,7 +103,32 @@ def init_state(
         opt_state=tx.init(params),
         best_valid_nll=jnp.asarray(jnp.inf, jnp.float32),
     )
+
+
+def init_state(
+    model: NRI, config: ml_collections.ConfigDict, example: np.ndarray, steps_per_epoch: int
+) -> tuple[TrainState, optax.GradientTransformation]:
+    """The initial state (parameters from `config.seed`) and the optimiser.
+
+    `example` `[samples, objects, time, dims]` sets the shapes. Initialised as one compiled
+    program: op by op, the forward pass that `init` runs compiled ~150 small programs, which
+    took 6-7 s before the first step.
+    """
+    tx = make_optimizer(config.train, steps_per_epoch)
+    state = jax.jit(lambda x: _initial_state(model, config, tx, x))(jnp.asarray(example))
     return state, tx
+
+
+def abstract_state(
+    model: NRI, config: ml_collections.ConfigDict, example: np.ndarray
+) -> TrainState:
+    """Shapes, dtypes and placement of `init_state`'s state, computing nothing: a restore target."""
+    tx = make_optimizer(config.train, steps_per_epoch=1)
+    shapes = jax.eval_shape(lambda x: _initial_state(model, config, tx, x), example)
+    replicated = NamedSharding(make_mesh(), P())
+    return jax.tree.map(
+        lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=replicated), shapes
+    )
 
 
 # ----------------------------------------------------------------------------------------------
