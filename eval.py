@@ -6,9 +6,16 @@ mse_per_step). See nri_jax/evaluation.py for the protocol.
 
 import sys
 
-from absl import app, flags
+from nri_jax import host_memory
 
-from nri_jax import cli, host_memory
+if __name__ == "__main__":
+    # XLA:CPU's large buffers in 2 MiB pages. First thing: the restarted program repeats
+    # every import made before it (jax's take ~1.7 s).
+    host_memory.restart_with_huge_pages()
+
+from absl import app, flags  # noqa: E402
+
+from nri_jax import cli  # noqa: E402
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A directory written by train.py.")
 _DATA_DIR = flags.DEFINE_string(
@@ -25,7 +32,6 @@ flags.mark_flags_as_required(["workdir"])
 def main(argv):
     if len(argv) > 1:
         sys.exit(f"error: unexpected arguments {argv[1:]}")
-    host_memory.restart_with_huge_pages()  # XLA:CPU's large buffers stop page-faulting
     from nri_jax.evaluation import evaluate, format_table
 
     with cli.one_line_errors():

@@ -1,26 +1,44 @@
-"""Neural Relational Inference (Kipf, Fetaya et al., ICML 2018) in JAX/Flax."""
+"""Neural Relational Inference (Kipf, Fetaya et al., ICML 2018) in JAX/Flax.
 
-from nri_jax.decoders import EdgeTypeMessages, MLPDecoder, RNNDecoder
-from nri_jax.encoders import CNNEncoder, MLPEncoder
-from nri_jax.graph import edge_to_node, fully_connected, node_to_edge
-from nri_jax.gumbel import gumbel_softmax, sample_gumbel
-from nri_jax.losses import (
-    edge_cross_entropy,
-    kl_categorical,
-    kl_categorical_uniform,
-    nll_gaussian,
-    sparse_log_prior,
-)
-from nri_jax.metrics import (
-    best_permutation,
-    confusion_matrix,
-    edge_accuracy,
-    edge_accuracy_best_permutation,
-)
-from nri_jax.model import NRI, make_model
-from nri_jax.modules import MLP, AttentionCNN
-from nri_jax.sim_decoder import SimDecoder, SimPhysics, physics_from_config
+The public names below are imported on first use (PEP 562), so `import nri_jax` and its light
+modules (`nri_jax.config`, `nri_jax.host_memory`) do not import jax: the entry points restart
+themselves before their heavy imports (`host_memory.restart_with_huge_pages`), and a config
+file read while flags are parsed should not cost a second jax import.
+"""
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS = {
+    "EdgeTypeMessages": "nri_jax.decoders",
+    "MLPDecoder": "nri_jax.decoders",
+    "RNNDecoder": "nri_jax.decoders",
+    "CNNEncoder": "nri_jax.encoders",
+    "MLPEncoder": "nri_jax.encoders",
+    "edge_to_node": "nri_jax.graph",
+    "fully_connected": "nri_jax.graph",
+    "node_to_edge": "nri_jax.graph",
+    "gumbel_softmax": "nri_jax.gumbel",
+    "sample_gumbel": "nri_jax.gumbel",
+    "edge_cross_entropy": "nri_jax.losses",
+    "kl_categorical": "nri_jax.losses",
+    "kl_categorical_uniform": "nri_jax.losses",
+    "nll_gaussian": "nri_jax.losses",
+    "sparse_log_prior": "nri_jax.losses",
+    "best_permutation": "nri_jax.metrics",
+    "confusion_matrix": "nri_jax.metrics",
+    "edge_accuracy": "nri_jax.metrics",
+    "edge_accuracy_best_permutation": "nri_jax.metrics",
+    "NRI": "nri_jax.model",
+    "make_model": "nri_jax.model",
+    "MLP": "nri_jax.modules",
+    "AttentionCNN": "nri_jax.modules",
+    "SimDecoder": "nri_jax.sim_decoder",
+    "SimPhysics": "nri_jax.sim_decoder",
+    "physics_from_config": "nri_jax.sim_decoder",
+}
 __all__ = [
     "NRI",
     "MLP",
@@ -49,3 +67,39 @@ __all__ = [
     "sample_gumbel",
     "sparse_log_prior",
 ]
+
+if TYPE_CHECKING:  # for type checkers and editors; at run time see __getattr__
+    from nri_jax.decoders import EdgeTypeMessages, MLPDecoder, RNNDecoder
+    from nri_jax.encoders import CNNEncoder, MLPEncoder
+    from nri_jax.graph import edge_to_node, fully_connected, node_to_edge
+    from nri_jax.gumbel import gumbel_softmax, sample_gumbel
+    from nri_jax.losses import (
+        edge_cross_entropy,
+        kl_categorical,
+        kl_categorical_uniform,
+        nll_gaussian,
+        sparse_log_prior,
+    )
+    from nri_jax.metrics import (
+        best_permutation,
+        confusion_matrix,
+        edge_accuracy,
+        edge_accuracy_best_permutation,
+    )
+    from nri_jax.model import NRI, make_model
+    from nri_jax.modules import MLP, AttentionCNN
+    from nri_jax.sim_decoder import SimDecoder, SimPhysics, physics_from_config
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name from its module on first use."""
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'nri_jax' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})
