@@ -175,3 +175,26 @@ def test_learning_rate_schedules(schedule):
     else:  # lr (1 + cos(pi t / T)) / 2 over all T steps
         expected = lr * 0.5 * (1 + np.cos(np.pi * t / t.size))
     np.testing.assert_allclose(moves, expected, rtol=1e-4)  # Adam eps
+
+
+def test_initial_state_is_seeded_and_matches_its_restore_target():
+    """init_state is one compiled program: same seed, same state; abstract_state, its shapes."""
+    import jax
+
+    from configs import test as test_config
+    from nri_jax import training
+    from nri_jax.model import make_model
+
+    config = test_config.get_config()
+    model = make_model(config.model)
+    example = np.zeros((2, 3, 9, 4), np.float32)
+    first = jax.tree.leaves(training.init_state(model, config, example, 4)[0])
+    again = jax.tree.leaves(training.init_state(model, config, example, 4)[0])
+    abstract = jax.tree.leaves(training.abstract_state(model, config, example))
+    config.seed = 1
+    reseeded = jax.tree.leaves(training.init_state(model, config, example, 4)[0])
+    assert len(first) == len(again) == len(abstract) == len(reseeded)
+    for a, b, s in zip(first, again, abstract, strict=True):
+        np.testing.assert_array_equal(a, b)
+        assert (a.shape, a.dtype) == (s.shape, s.dtype)
+    assert sum(not np.array_equal(a, c) for a, c in zip(first, reseeded, strict=True)) > 10
