@@ -39,3 +39,39 @@ def one_line_errors() -> Iterator[None]:
         if os.environ.get("NRI_JAX_DEBUG") or not _raised_by_us(e):
             raise
         sys.exit(f"error: {e}")
+
+
+def _one_line(error: BaseException) -> str:
+    """An exception's message on one line (ml_collections' messages are repr'd and multi-line)."""
+    text = str(error)
+    if len(text) > 1 and text[0] == text[-1] and text[0] in "'\"":  # a repr'd message
+        text = text[1:-1].replace("\\n", "\n").replace("\\'", "'")
+    return " ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+    """absl's flag parsing (`app.run(main, flags_parser=parse_flags)`) with one-line errors.
+
+    Covers unknown flags and bad values, `--config.x.y=...` overrides that name no config key
+    or do not parse, and a `--config` file that does not load (ml_collections defers that
+    error to the config's first use, deep inside the job).
+    """
+    from absl import flags
+
+    try:
+        args = flags.FLAGS(argv)
+    except flags.Error as e:
+        sys.exit(f"error: {_one_line(e)} (--help lists the flags)")
+    except (AttributeError, KeyError) as e:
+        # Raised by ml_collections for a --config.* override naming no config key.
+        sys.exit(f"error: --config override: no such config key {_one_line(e)}")
+    except (TypeError, ValueError) as e:
+        sys.exit(f"error: --config override: {_one_line(e)}")
+    if "config" in flags.FLAGS:
+        config = flags.FLAGS["config"].value
+        try:
+            _ = config is not None and config.get  # a failed load raises on attribute access
+        except OSError as e:
+            reason = str(e).strip().splitlines()[-1].strip()
+            sys.exit(f"error: --config={flags.FLAGS['config'].serialize()[9:]}: {reason}")
+    return args

@@ -355,11 +355,16 @@ def _cli() -> None:
     from absl import app, flags
     from ml_collections import config_flags
 
+    from nri_jax.cli import parse_flags
+
     config = config_flags.DEFINE_config_file("config", None, "Config file (only .data is read).")
     chunk_size = flags.DEFINE_integer("chunk_size", None, "Trajectories per compiled chunk.")
     progress = flags.DEFINE_bool("progress", True, "Show progress bars.")
     flags.mark_flags_as_required(["config"])
-    app.run(lambda argv: _main(argv, config.value, chunk_size.value, progress.value))
+    app.run(
+        lambda argv: _main(argv, config.value, chunk_size.value, progress.value),
+        flags_parser=parse_flags,
+    )
 
 
 if __name__ == "__main__":

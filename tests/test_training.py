@@ -121,6 +121,17 @@ def test_cli_errors_are_one_line(tiny_data, tmp_path):
     proc = _run(["eval.py", f"--workdir={tmp_path / 'nothing'}"], check=False)
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().startswith("error:")
+    # Errors while flags are parsed, before any work: a misspelt override, a missing config.
+    workdir = f"--workdir={tmp_path / 'run'}"
+    for args, message in [
+        (["--config", "configs/test.py", "--config.model.hiden=3"], "no such config key 'hiden'"),
+        (["--config", "configs/none.py"], "--config=configs/none.py: [Errno 2] No such file"),
+        (["--config", "configs/test.py", "--config.train.epochs=x"], "--config.train.epochs=x"),
+    ]:
+        proc = _run(["train.py", *args, workdir], check=False)
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == 1 and len(lines) == 1 and lines[0].startswith("error:"), lines
+        assert message in lines[0]
 
 
 def test_killed_run_resumes_to_same_result(tiny_data, tmp_path):
