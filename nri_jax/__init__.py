@@ -9,7 +9,7 @@ file read while flags are parsed should not cost a second jax import.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 _EXPORTS = {
     "EdgeTypeMessages": "nri_jax.decoders",
@@ -39,56 +39,7 @@ _EXPORTS = {
     "SimPhysics": "nri_jax.sim_decoder",
     "physics_from_config": "nri_jax.sim_decoder",
 }
-__all__ = [
-    "NRI",
-    "MLP",
-    "AttentionCNN",
-    "CNNEncoder",
-    "EdgeTypeMessages",
-    "MLPDecoder",
-    "MLPEncoder",
-    "RNNDecoder",
-    "SimDecoder",
-    "SimPhysics",
-    "best_permutation",
-    "confusion_matrix",
-    "edge_accuracy",
-    "edge_accuracy_best_permutation",
-    "edge_cross_entropy",
-    "edge_to_node",
-    "fully_connected",
-    "gumbel_softmax",
-    "kl_categorical",
-    "kl_categorical_uniform",
-    "make_model",
-    "nll_gaussian",
-    "node_to_edge",
-    "physics_from_config",
-    "sample_gumbel",
-    "sparse_log_prior",
-]
-
-if TYPE_CHECKING:  # for type checkers and editors; at run time see __getattr__
-    from nri_jax.decoders import EdgeTypeMessages, MLPDecoder, RNNDecoder
-    from nri_jax.encoders import CNNEncoder, MLPEncoder
-    from nri_jax.graph import edge_to_node, fully_connected, node_to_edge
-    from nri_jax.gumbel import gumbel_softmax, sample_gumbel
-    from nri_jax.losses import (
-        edge_cross_entropy,
-        kl_categorical,
-        kl_categorical_uniform,
-        nll_gaussian,
-        sparse_log_prior,
-    )
-    from nri_jax.metrics import (
-        best_permutation,
-        confusion_matrix,
-        edge_accuracy,
-        edge_accuracy_best_permutation,
-    )
-    from nri_jax.model import NRI, make_model
-    from nri_jax.modules import MLP, AttentionCNN
-    from nri_jax.sim_decoder import SimDecoder, SimPhysics, physics_from_config
+__all__ = sorted(_EXPORTS)
 
 
 def __getattr__(name: str) -> Any:

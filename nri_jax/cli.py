@@ -67,11 +67,10 @@ def parse_flags(argv: list[str]) -> list[str]:
         sys.exit(f"error: --config override: no such config key {_one_line(e)}")
     except (TypeError, ValueError) as e:
         sys.exit(f"error: --config override: {_one_line(e)}")
-    if "config" in flags.FLAGS:
-        config = flags.FLAGS["config"].value
+    if "config" in flags.FLAGS and flags.FLAGS["config"].value is not None:
         try:
-            _ = config is not None and config.get  # a failed load raises on attribute access
+            hasattr(flags.FLAGS["config"].value, "lock")  # a failed load raises on any access
         except OSError as e:
-            reason = str(e).strip().splitlines()[-1].strip()
-            sys.exit(f"error: --config={flags.FLAGS['config'].serialize()[9:]}: {reason}")
+            reason = str(e).strip().splitlines()[-1].strip()  # the cause is the last line
+            sys.exit(f"error: --config={flags.FLAGS['config'].config_filename}: {reason}")
     return args
