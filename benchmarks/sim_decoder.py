@@ -21,8 +21,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from nri_jax import data as data_lib
-from nri_jax import losses, sim_decoder, training
-from nri_jax.config import base_config
+from nri_jax import losses, original_format, sim_decoder, train_state, training
+from nri_jax.config import SYSTEMS, base_config
 from nri_jax.model import make_model
 from simulators import charged, kuramoto, springs
 
@@ -37,9 +37,10 @@ def _kuramoto_dataset(batch, num_objects, frames, seed):
 
     with jax.enable_x64(True):
         phi, omega, coupling = (np.asarray(a) for a in jax.vmap(one)(keys))
-    features = data_lib.phase_frames(phi.transpose(0, 2, 1), omega)  # phi [S, T, N] -> [S, N, T]
+    # phi [S, T, N] -> [S, N, T]
+    features = original_format.phase_frames(phi.transpose(0, 2, 1), omega)
     norm = data_lib.fit_normalisation("kuramoto", features)
-    return norm.apply(features), data_lib.off_diagonal_labels(coupling), norm
+    return norm.apply(features), original_format.edge_labels(coupling), norm
 
 
 def _dataset(system, batch, num_objects, frames, seed=0):
@@ -51,7 +52,7 @@ def _dataset(system, batch, num_objects, frames, seed=0):
     locs, vels = module.simulate(loc0, vel0, weights, num_frames=frames)
     features = np.concatenate([np.asarray(locs), np.asarray(vels)], -1).transpose(0, 2, 1, 3)
     norm = data_lib.fit_normalisation(system, features)
-    return norm.apply(features), data_lib.off_diagonal_labels(np.asarray(edges)), norm
+    return norm.apply(features), original_format.edge_labels(np.asarray(edges)), norm
 
 
 def measure(system, steps, softening, features, labels, norm, repeats, encoder="mlp"):
@@ -67,7 +68,7 @@ def measure(system, steps, softening, features, labels, norm, repeats, encoder="
     config.train.batch_size = batch
     physics = sim_decoder.physics_from_config(config, norm)
     model = make_model(config.model, physics)
-    state, tx = training.init_state(model, config, features[:2], steps_per_epoch=1)
+    state, tx = train_state.init_state(model, config, features[:2], steps_per_epoch=1)
 
     # Gradient of the NLL w.r.t. the encoder's logits, per sample.
     variables = {"params": state.params, "batch_stats": state.batch_stats}
@@ -109,7 +110,7 @@ def measure(system, steps, softening, features, labels, norm, repeats, encoder="
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--system", default="springs", choices=sim_decoder.SYSTEMS)
+    parser.add_argument("--system", default="springs", choices=SYSTEMS)
     parser.add_argument("--steps", type=int, nargs="+", default=[100, 10, 1])
     parser.add_argument("--softening", type=float, nargs="+", default=[0.0])
     parser.add_argument("--batch", type=int, default=128)

@@ -34,8 +34,9 @@ import jax
 # One host device per core, as the CLI does; before JAX starts.
 jax.config.update("jax_num_cpu_devices", os.cpu_count() or 1)
 
+from nri_jax import generate  # noqa: E402
 from nri_jax.config import base_config  # noqa: E402
-from simulators import charged, generate, springs  # noqa: E402
+from simulators import charged, springs  # noqa: E402
 
 PARTICLES = {"springs": springs, "charged": charged}
 

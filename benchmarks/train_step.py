@@ -30,7 +30,7 @@ from jax.sharding import NamedSharding  # noqa: E402
 from jax.sharding import PartitionSpec as P  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
-from nri_jax import cli, host_memory, training  # noqa: E402
+from nri_jax import cli, host_memory, train_state, training  # noqa: E402
 from nri_jax.model import make_model  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file.")
@@ -115,9 +115,9 @@ def main(argv):
     edges = n * (n - 1)
     labels = jnp.asarray(rng.integers(0, 2, (batch * steps, edges)), jnp.int32)
     model = make_model(config.model)
-    state, tx = training.init_state(model, config, np.asarray(features[:2]), steps)
+    state, tx = train_state.init_state(model, config, np.asarray(features[:2]), steps)
     # Placed as train.py places it, so the step's own output state does not recompile it.
-    state = jax.device_put(state, NamedSharding(training.make_mesh(), P()))
+    state = jax.device_put(state, NamedSharding(train_state.make_mesh(), P()))
     step = training.make_train_step(model, tx, config)
     index = jnp.arange(batch * steps).reshape(steps, batch)
     key = jax.random.key(0)

@@ -1,6 +1,6 @@
 """Kuramoto oscillators, 5 objects (REFERENCE.md §1): 4 features per oscillator.
 
-    python -m simulators.generate --config configs/kuramoto.py
+    python -m nri_jax.generate --config configs/kuramoto.py
     python train.py --config configs/kuramoto.py --workdir runs/kuramoto5
     python eval.py --workdir runs/kuramoto5
 

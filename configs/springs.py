@@ -1,6 +1,6 @@
 """Springs, 5 objects, the paper's settings (REFERENCE.md §1, §3).
 
-    python -m simulators.generate --config configs/springs.py
+    python -m nri_jax.generate --config configs/springs.py
     python train.py --config configs/springs.py --workdir runs/springs5
     python eval.py --workdir runs/springs5
 

@@ -24,9 +24,8 @@ def get_config():
     config.model.decoder_hidden = 64
     # Optimisation: twice the paper's learning rate, cosine-decayed to 0 over the run (rather
     # than halved every 200 epochs). The whole step takes 70-90 ms with the 64-unit decoder
-    # (one chunk of fused messages; docs/benchmarks.md) against 240 ms for 128 units, so 46
-    # epochs (7176 steps) fit; at 36 epochs every schedule tried stopped at ~98.7%, at 40
-    # (v15) 98.97%.
+    # (docs/benchmarks.md) against 240 ms for 128 units, so 46 epochs (7176 steps) fit; at 36
+    # epochs every schedule tried stopped at ~98.7%, at 40 at 98.97% (docs/results.md).
     config.train.epochs = 46
     config.train.batch_size = 64
     config.train.lr = 1e-3

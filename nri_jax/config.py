@@ -1,10 +1,19 @@
-"""Shared defaults for the config files in `configs/` (the paper's settings, REFERENCE.md §1-3).
+"""The config: defaults for the files in `configs/` (the paper's settings, REFERENCE.md §1-3)
+and every check of its values.
 
 The files in `configs/` call `base_config(system)` and change only what differs; every key is
-listed here once, grouped as the Flax examples group them.
+listed here once, grouped as the Flax examples group them. `check_config` (the whole job) and
+`check_data_config` (dataset generation) raise a one-line ValueError naming the key, before
+any work. Model names (encoder, decoder, graph, message implementation) are checked where the
+model is built, `nri_jax.model.make_model`. This module imports no jax: config files load it
+while flags are parsed.
 """
 
 from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
 
 import ml_collections
 
@@ -56,10 +65,14 @@ def base_config(system: str) -> ml_collections.ConfigDict:
     model.skip_first = False  # Edge type 0 hard-coded as "no interaction".
     model.prior = "uniform"  # uniform | sparse (p(type 0) = 0.91, REFERENCE.md §3)
     model.dropout = 0.0
+    # Decoder message implementation (nri_jax/decoders.py): 'auto' runs the fused fast path
+    # (nri_jax/fused_messages.py) on CPU, where it measured faster, and 'plain' elsewhere.
+    model.messages = "auto"  # auto | plain | fused
     # Simulation decoder (model.decoder = 'sim', nri_jax/sim_decoder.py): integration steps per
-    # frame (particles: 100 = the generator's dt, the original took 1; Kuramoto: fixed Dopri5
-    # steps) and the charged-force softening length inside the decoder only: 0.1 for charged,
-    # where the unsoftened force's gradients kept the encoder at chance (docs/results.md).
+    # frame (particles: 100 = the generator's dt = 0.001, as the original's charged decoder;
+    # its springs decoder took 1 step of 0.1; Kuramoto: fixed Dopri5 steps) and the
+    # charged-force softening length inside the decoder only: 0.1 for charged, where the
+    # unsoftened force's gradients kept the encoder at chance (docs/results.md).
     model.sim_steps = 2 if system == "kuramoto" else 100
     model.sim_softening = 0.1 if system == "charged" else 0.0
 
@@ -85,3 +98,121 @@ def base_config(system: str) -> ml_collections.ConfigDict:
     evaluation.prediction_steps = 20  # Table 2 horizon.
     evaluation.batch_size = 256
     return config
+
+
+# ----------------------------------------------------------------------------------------------
+# Checks.
+
+LR_SCHEDULES = ("step", "cosine")
+MODES = ("unsupervised", "supervised")
+PRIORS = ("uniform", "sparse")
+KURAMOTO_FEATURES = ("successors", "phase")
+
+
+def _choice(name: str, value: Any, allowed: tuple) -> None:
+    if value not in allowed:
+        raise ValueError(f"config.{name}={value!r} is not one of {', '.join(map(repr, allowed))}")
+
+
+def _at_least(name: str, value: Any, minimum: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
+        raise ValueError(f"config.{name}={value!r} must be a number >= {minimum}")
+
+
+def _integer(name: str, value: Any, minimum: int, why: str = "") -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"config.{name}={value!r} must be an integer >= {minimum}{why}")
+
+
+def num_frames(length: int, sample_freq: int) -> int:
+    """Recorded frames of a `length`-step run: steps sample_freq, 2 sample_freq, ... < length."""
+    return length // sample_freq - 1
+
+
+def check_data_config(data: Mapping) -> None:
+    """`config.data`: a known system, sizes >= 0 (num_train = 0 writes or reads no training
+    split, e.g. a new test split for a trained run), lengths that give frames, dt > 0."""
+    for field in ("system", "num_objects", "num_train", "num_valid", "num_test", "seed", "dir"):
+        if field not in data:
+            raise ValueError(f"config.data.{field}: missing")
+    _choice("data.system", data["system"], SYSTEMS)
+    _choice("data.features", data.get("features", "successors"), KURAMOTO_FEATURES)
+    _integer("data.num_objects", data["num_objects"], 2)
+    for split in ("train", "valid", "test"):
+        _integer(f"data.num_{split}", data[f"num_{split}"], 0)
+    _integer("data.seed", data["seed"], 0)
+    _integer("data.sample_freq", data["sample_freq"], 1)
+    sample_freq = data["sample_freq"]
+    for field in ("length", "length_test"):
+        length = data[field]
+        _integer(f"data.{field}", length, 1)
+        if length % sample_freq or num_frames(length, sample_freq) < 1:
+            raise ValueError(
+                f"config.data.{field}={length} must be a multiple of sample_freq={sample_freq} "
+                f"of at least {2 * sample_freq} (frames are steps sample_freq, 2 sample_freq, "
+                f"... < length)"
+            )
+    dt = data["dt"]
+    if isinstance(dt, bool) or not isinstance(dt, int | float) or not 0 < dt < math.inf:
+        raise ValueError(f"config.data.dt={dt!r} must be a positive number")
+
+
+def _check_sim_decoder(config: Mapping) -> None:
+    model, data = config["model"], config["data"]
+    if model["decoder"] != "sim":
+        return
+    if data["system"] == "kuramoto" and data.get("features", "successors") != "phase":
+        raise ValueError(
+            "config.model.decoder='sim' on Kuramoto needs the raw phases: set "
+            "config.data.features='phase' (see nri_jax/sim_decoder.py)"
+        )
+    if model["edge_types"] != 2:
+        raise ValueError(
+            f"config.model.decoder='sim' needs config.model.edge_types=2, not "
+            f"{model['edge_types']} (type 1 is the interaction)"
+        )
+    _integer("model.sim_steps", model.get("sim_steps", 100), 1)
+    _at_least("model.sim_softening", model.get("sim_softening", 0.0), 0.0)
+
+
+def check_config(config: ml_collections.ConfigDict, num_devices: int | None = None) -> None:
+    """One-line ValueError naming the key for any setting the training job cannot run with.
+
+    `num_devices` (default: jax.device_count()) is what the batch is sharded over.
+    """
+    model, train = config.model, config.train
+    check_data_config(config.data)
+    if config.data.num_train < 1 or config.data.num_valid < 1:
+        raise ValueError(
+            f"config.data.num_train={config.data.num_train}, num_valid={config.data.num_valid}: "
+            "training needs both splits (0 only generates or evaluates other splits)"
+        )
+    _choice("model.prior", model.prior, PRIORS)
+    _choice("train.mode", train.mode, MODES)
+    _choice("train.lr_schedule", train.get("lr_schedule", "step"), LR_SCHEDULES)
+    _integer("model.edge_types", model.edge_types, 2)
+    _integer("model.hidden", model.hidden, 1)
+    _integer("model.decoder_hidden", model.decoder_hidden, 1)
+    _integer("train.epochs", train.epochs, 0)
+    _integer("train.batch_size", train.batch_size, 1)
+    _integer("train.prediction_steps", train.prediction_steps, 1)
+    _integer("train.timesteps", train.timesteps, 2)
+    _at_least("train.temperature", train.temperature, 1e-6)
+    _at_least("train.var", train.var, 1e-12)
+    if not 0.0 <= model.dropout < 1.0:
+        raise ValueError(f"config.model.dropout={model.dropout!r} must lie in [0, 1)")
+    if train.prediction_steps >= train.timesteps:
+        raise ValueError(
+            f"config.train.prediction_steps={train.prediction_steps} must be smaller than "
+            f"config.train.timesteps={train.timesteps}"
+        )
+    _check_sim_decoder(config)
+    if num_devices is None:
+        import jax
+
+        num_devices = jax.device_count()
+    if train.batch_size % num_devices:
+        raise ValueError(
+            f"config.train.batch_size={train.batch_size} must be a multiple of the "
+            f"{num_devices} devices it is sharded over"
+        )

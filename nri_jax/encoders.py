@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 
 from nri_jax.graph import edge_to_node, fully_connected, node_to_edge
-from nri_jax.modules import MLP, AttentionCNN, encoder_dense
+from nri_jax.layers import MLP, AttentionCNN, encoder_dense
 
 
 def _edge_stages(

@@ -1,24 +1,29 @@
-"""Test-split evaluation of a trained run, by the paper's protocol (REFERENCE.md §3).
+"""Evaluation by the paper's protocol (REFERENCE.md §3): the per-epoch validation pass and the
+test protocol, both one batched loop over a device-resident split.
 
-- Edge accuracy: the encoder sees the first `timesteps` (49) frames; argmax of the logits against
-  the labels over all off-diagonal pairs, raw and under the best permutation of edge-type labels
-  (unsupervised types have no fixed identity), the permutation chosen over the whole split.
-- NLL / KL: hard Gumbel samples, one-step teacher-forced decoding of the last `timesteps` frames.
-- Table 2 MSE: the decoder starts from true frame `timesteps` (index 49) and predicts
-  `eval.prediction_steps` (20) frames the encoder never saw; MSE per prediction step, averaged
-  over samples, objects and dims. The RNN decoder is burnt in on the true frames up to 49 first
-  and, with `dynamic_graph`, re-runs the encoder on a sliding window of the last 49 frames at
-  every step (paper §5.2).
-- Fixed graphs (config.model.graph 'true' / 'full'): the decoder is given the true graph or the
-  full one instead of the sampled edges. eval.json has the same keys; edge accuracy, KL and the
-  permutation still come from the encoder's logits, which that training ignores, so they mean
-  nothing there (about chance).
+Per batch (`_batch_fn`):
+- Edge accuracy: the encoder sees the first `timesteps` (49) frames; argmax of the logits
+  against the labels over all off-diagonal pairs, raw and under the best permutation of
+  edge-type labels (unsupervised types have no fixed identity), the permutation chosen over
+  the whole split from the summed confusion matrix.
+- NLL / KL (eqs. 18-19, `nri_jax.losses`, per sample): hard (straight-through) Gumbel samples,
+  one-step teacher-forced decoding of the last `timesteps` frames. In validation the split is
+  cut to `timesteps` frames, so encoder and decoder see the same ones, as the original.
+- Table 2 MSE (test only): the decoder starts from true frame `timesteps` (index 49) and
+  predicts `eval.prediction_steps` (20) frames the encoder never saw; MSE per prediction step,
+  averaged over samples, objects and dims. The RNN decoder is burnt in on the true frames
+  0..49 first (the original's `step <= burn_in_steps`) and, with `dynamic_graph`, re-runs the
+  encoder on a sliding window of the last 49 frames at every step (paper §5.2).
+Fixed graphs (config.model.graph 'true' / 'full'): the decoder is given the true graph or the
+full one instead of the sampled edges; edge accuracy, KL and the permutation still come from
+the encoder's logits, which that training ignores, so they mean nothing there (about chance).
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import jax
@@ -26,31 +31,137 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from nri_jax import data as data_lib
-from nri_jax import metrics, training
-from nri_jax.model import fixed_edges, make_model
-from nri_jax.sim_decoder import physics_from_config
-from nri_jax.validation import padded_batches, per_sample_metrics
+from nri_jax import atomic, checkpoints, losses, metrics
+from nri_jax.data import Split, load_dataset
+from nri_jax.model import NRI, fixed_edges
 
 
-def load_run(workdir: Path):
-    """Config, normalisation and the best (else latest) checkpoint's state of a training run."""
-    config_path = workdir / training.CONFIG_FILE
-    if not config_path.exists():
-        raise FileNotFoundError(
-            f"{config_path} not found: --workdir must be a directory written by train.py"
-        )
-    config = ml_collections.ConfigDict(json.loads(config_path.read_text()))
-    norm = data_lib.Normalisation.from_json((workdir / training.NORMALISATION_FILE).read_text())
-    latest, best = training.checkpoint_managers(workdir)
-    manager = best if best.latest_step() is not None else latest
-    if manager.latest_step() is None:
-        raise FileNotFoundError(f"no checkpoint in {workdir}/checkpoints: train first")
-    physics = physics_from_config(config, norm) if config.model.decoder == "sim" else None
-    model = make_model(config.model, physics)
-    example = np.zeros((2, config.data.num_objects, config.train.timesteps, norm.dims), np.float32)
-    state = training.restore(manager, training.abstract_state(model, config, example))
-    return config, norm, model, state, manager.latest_step()
+def padded_batches(num: int, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Index [batches, batch] covering 0..num-1 (last batch padded) and its 0/1 mask."""
+    batches = -(-num // batch_size)
+    index = np.arange(batches * batch_size)
+    mask = (index < num).astype(np.float32)
+    return np.minimum(index, num - 1).reshape(batches, batch_size), mask.reshape(batches, -1)
+
+
+def per_sample_metrics(logits, probs, preds, target, labels, var, log_prior=None) -> dict:
+    """Per-sample NLL (eq. 18 / N), KL (eq. 19 / N), MSE and edge accuracy, each `[batch]`.
+
+    Their means over samples are the original's batch-averaged figures.
+    """
+    num_objects = target.shape[1]
+    return {
+        "nll": losses.nll_gaussian_per_sample(preds, target, var),
+        "kl": losses.kl_categorical_per_sample(probs, num_objects, log_prior),
+        "mse": jnp.mean((preds - target) ** 2, axis=(1, 2, 3)),
+        "accuracy": jnp.mean(jnp.argmax(logits, -1) == labels, axis=-1),
+    }
+
+
+def _batch_fn(
+    model: NRI,
+    config: ml_collections.ConfigDict,
+    features: jax.Array,
+    labels: jax.Array,
+    horizon: int = 0,
+    dynamic_graph: bool = False,
+) -> Callable:
+    """Jitted `(variables, index, mask, key) -> (sums, (future, edges) or None)` for a split.
+
+    `features` `[S, N, T, D]`, `labels` `[S, E]` stay on the device; sums are masked sums
+    over the batch of `per_sample_metrics`, the confusion matrix and the sample count, and
+    with `horizon` > 0 the per-step MSE of the Table 2 rollout.
+    """
+    timesteps = config.train.timesteps
+    temperature, var = config.train.temperature, config.train.var
+    prior = losses.log_prior(config.model.prior, config.model.edge_types)
+    graph = config.model.get("graph", "learned")
+    edge_types = config.model.edge_types
+
+    def batch(variables, index, mask, key):
+        x, y = features[index], labels[index]
+        sample_key, rollout_key = jax.random.split(key)
+        logits = model.apply(variables, x[:, :, :timesteps], method="encode")
+        probs = jax.nn.softmax(logits, -1)
+        if graph == "learned":
+            edges = model.apply(
+                variables, logits, temperature, True, method="sample", rngs={"gumbel": sample_key}
+            )
+        else:
+            edges = fixed_edges(graph, y.shape, edge_types, y)
+        x_dec = x[:, :, -timesteps:]  # one-step NLL on the last `timesteps` frames
+        preds = model.apply(variables, x_dec, edges, 1, method="decode")
+        per = per_sample_metrics(logits, probs, preds, x_dec[:, :, 1:], y, var, prior)
+        sums = {name: jnp.sum(v * mask) for name, v in per.items()}
+        sums["confusion"] = metrics.confusion_matrix(logits, y, edge_types, mask)
+        sums["count"] = jnp.sum(mask)
+        if not horizon:
+            return sums, None
+        # Table 2: predict frames timesteps + 1 .. timesteps + horizon from true frame timesteps.
+        if config.model.decoder == "rnn":
+            roll = model.apply(
+                variables,
+                x[:, :, : timesteps + horizon + 1],
+                edges,
+                timesteps,
+                method="rollout",
+                dynamic_graph=dynamic_graph,
+                encoder_window=timesteps,
+                temperature=temperature,
+                rngs={"gumbel": rollout_key},
+            )
+            future = roll[:, :, timesteps:]
+        else:
+            window = x[:, :, timesteps : timesteps + horizon + 1]
+            future = model.apply(variables, window, edges, horizon, method="decode")
+        target = x[:, :, timesteps + 1 : timesteps + horizon + 1]
+        mse_steps = jnp.mean((future - target) ** 2, axis=(1, 3))  # [batch, horizon]
+        sums["mse_per_step"] = jnp.sum(mse_steps * mask[:, None], axis=0)
+        return sums, (future, edges)
+
+    return jax.jit(batch)
+
+
+def _run(batch, variables, num: int, batch_size: int, key: jax.Array):
+    """The one loop: sum `batch` over the split's padded batches; (totals, first extras).
+
+    No host sync inside the loop: the sums stay on the device until the caller reads them.
+    """
+    index, mask = padded_batches(num, batch_size)
+    total, first = None, None
+    for i in range(len(index)):
+        sums, extras = batch(variables, index[i], mask[i], jax.random.fold_in(key, i))
+        total = sums if total is None else jax.tree.map(jnp.add, total, sums)
+        if first is None:
+            first = (index[i], extras)
+    accuracy_perm, perm = metrics.best_permutation(total.pop("confusion"))
+    host = jax.device_get(total)
+    count = float(host.pop("count"))
+    means = {name: np.asarray(value) / count for name, value in host.items()}
+    means["accuracy_perm"] = float(accuracy_perm)
+    means["permutation"] = [int(p) for p in jax.device_get(perm)]
+    means["count"] = int(count)
+    return means, first
+
+
+def make_validation(
+    model: NRI, config: ml_collections.ConfigDict, split: Split
+) -> Callable[..., dict[str, float]]:
+    """The validation pass: `(params, batch_stats) -> {nll, kl, mse, accuracy, accuracy_perm}`.
+
+    One compiled batch function; the split's first `timesteps` frames stay on the device.
+    """
+    features = jnp.asarray(split.features[:, :, : config.train.timesteps])
+    batch = _batch_fn(model, config, features, jnp.asarray(split.labels))
+    key = jax.random.key(config.seed + 1)
+
+    def validate(params, batch_stats) -> dict[str, float]:
+        variables = {"params": params, "batch_stats": batch_stats}
+        means, _ = _run(batch, variables, len(split.labels), config.eval.batch_size, key)
+        names = ("nll", "kl", "mse", "accuracy", "accuracy_perm")
+        return {name: float(means[name]) for name in names}
+
+    return validate
 
 
 def evaluate(
@@ -60,18 +171,21 @@ def evaluate(
     plots: bool = False,
     dynamic_graph: bool = False,
 ) -> dict:
-    """Evaluate the run in `workdir` on a test split; writes and returns the eval.json dict."""
+    """Evaluate the run in `workdir` on a test split; writes and returns the eval.json dict.
+
+    The best-validation checkpoint (`checkpoints/best`) is used, the latest if none.
+    `data_dir` evaluates another dataset's test split with the run's normalisation.
+    """
     workdir = Path(workdir)
-    config, norm, model, state, step = load_run(workdir)
+    config, norm, model, state, epoch = checkpoints.load_run(workdir)
     data_config = ml_collections.ConfigDict(config.data.to_dict())
     if data_dir is not None:
         data_config.dir = data_dir
-    splits, _ = data_lib.load_dataset(
+    splits, _ = load_dataset(
         data_config, config.model.edge_types, splits=("test",), normalisation=norm
     )
     test = splits["test"]
-    timesteps = config.train.timesteps
-    horizon = config.eval.prediction_steps
+    timesteps, horizon = config.train.timesteps, config.eval.prediction_steps
     frames = test.features.shape[2]
     if frames < timesteps + horizon + 1:
         raise ValueError(
@@ -84,104 +198,55 @@ def evaluate(
         raise ValueError(
             "--dynamic_graph re-runs the encoder: it needs config.model.graph='learned'"
         )
+    batch = _batch_fn(
+        model,
+        config,
+        jnp.asarray(test.features),
+        jnp.asarray(test.labels),
+        horizon=horizon,
+        dynamic_graph=dynamic_graph,
+    )
     variables = {"params": state.params, "batch_stats": state.batch_stats}
-    prior = training.log_prior(config.model)
-    k = max(config.model.edge_types, 2)
-    features = jnp.asarray(test.features)
-    labels = jnp.asarray(test.labels)
-    temperature, var = config.train.temperature, config.train.var
-    rnn = config.model.decoder == "rnn"
-    graph = config.model.get("graph", "learned")
-
-    def batch_metrics(index, mask, key):
-        x = features[index]
-        y = labels[index]
-        k1, k2 = jax.random.split(key)
-        logits = model.apply(variables, x[:, :, :timesteps], train=False, method="encode")
-        probs = jax.nn.softmax(logits, -1)
-        if graph == "learned":
-            edges = model.apply(
-                variables, logits, temperature, True, method="sample", rngs={"gumbel": k1}
-            )
-        else:
-            edges = fixed_edges(graph, y.shape, config.model.edge_types, y)
-        # One-step NLL on the last `timesteps` frames (the original's test loss).
-        x_dec = x[:, :, -timesteps:]
-        preds = model.apply(variables, x_dec, edges, 1, method="decode")
-        per = per_sample_metrics(logits, probs, preds, x_dec[:, :, 1:], y, var, prior)
-        # Table 2: predict frames timesteps+1 .. timesteps+horizon from true frame `timesteps`.
-        if rnn:  # burn in on the true frames 0..timesteps, then run free
-            roll = model.apply(
-                variables,
-                x[:, :, : timesteps + horizon + 1],
-                edges,
-                timesteps + 1,
-                method="rollout",
-                dynamic_graph=dynamic_graph,
-                encoder_window=timesteps,
-                temperature=temperature,
-                rngs={"gumbel": k2},
-            )
-            future = roll[:, :, timesteps:]
-        else:
-            window = x[:, :, timesteps : timesteps + horizon + 1]
-            future = model.apply(variables, window, edges, horizon, method="decode")
-        target = x[:, :, timesteps + 1 : timesteps + horizon + 1]
-        mse_steps = jnp.mean((future - target) ** 2, axis=(1, 3))  # [batch, horizon]
-        sums = {name: jnp.sum(v * mask) for name, v in per.items()}
-        sums["mse_per_step"] = jnp.sum(mse_steps * mask[:, None], axis=0)
-        sums["confusion"] = metrics.confusion_matrix(logits, y, k, mask)
-        sums["count"] = jnp.sum(mask)
-        return sums, (future, edges)
-
-    batch_fn = jax.jit(batch_metrics)
-    index, mask = padded_batches(len(test.labels), config.eval.batch_size)
     key = jax.random.key(config.seed + 2)
-    total = None
-    first_batch = None
-    for i in range(len(index)):
-        sums, extra = batch_fn(index[i], mask[i], jax.random.fold_in(key, i))
-        total = sums if total is None else jax.tree.map(jnp.add, total, sums)
-        if first_batch is None:
-            first_batch = (index[i], extra)
-    best_acc, perm = jax.device_get(metrics.best_permutation(total.pop("confusion")))
-    host = jax.device_get(total)
-    count = float(host["count"])
+    means, (first_index, (future, edges)) = _run(
+        batch, variables, len(test.labels), config.eval.batch_size, key
+    )
     result = {
-        "edge_accuracy": float(best_acc),
-        "edge_accuracy_raw": float(host["accuracy"] / count),
-        # perm[p]: the label that predicted edge type p stands for.
-        "edge_type_permutation": [int(p) for p in perm],
-        "nll": float(host["nll"] / count),
-        "kl": float(host["kl"] / count),
-        "mse_one_step": float(host["mse"] / count),
-        "mse_per_step": [float(v / count) for v in host["mse_per_step"]],
-        "num_test": int(count),
-        "checkpoint_epoch": int(step),
+        "edge_accuracy": means["accuracy_perm"],
+        "edge_accuracy_raw": float(means["accuracy"]),
+        # permutation[p]: the label that predicted edge type p stands for.
+        "edge_type_permutation": means["permutation"],
+        "nll": float(means["nll"]),
+        "kl": float(means["kl"]),
+        "mse_one_step": float(means["mse"]),
+        "mse_per_step": [float(v) for v in means["mse_per_step"]],
+        "num_test": means["count"],
+        "checkpoint_epoch": int(epoch),
         "data_dir": str(data_config.dir),
         "dynamic_graph": dynamic_graph,
     }
     out_path = Path(output) if output else workdir / "eval.json"
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    training._atomic_write_text(out_path, json.dumps(result, indent=2) + "\n")
+    atomic.write_text(out_path, json.dumps(result, indent=2) + "\n")
     if plots:
         from nri_jax import plots as plots_lib
 
-        idx, (future, edges) = first_batch
+        shown = first_index[:4]
         plots_lib.write_plots(
             workdir / "plots",
-            test.features[idx[:4]],
+            test.features[shown],
             np.asarray(future[:4]),
             np.asarray(jnp.argmax(edges[:4], -1)),
-            test.labels[idx[:4]],
+            test.labels[shown],
             timesteps,
             config.data.system,
-            perm,
+            means["permutation"],
         )
     return result
 
 
 def format_table(result: dict) -> str:
+    """eval.json as the few lines eval.py prints."""
     steps = result["mse_per_step"]
     lines = [
         f"edge accuracy      {100 * result['edge_accuracy']:.2f}% (best permutation "

@@ -1,10 +1,13 @@
-"""Message passing on a fixed graph given as `senders` / `receivers` index arrays.
+"""The fully connected interaction graph and message passing over it (eqs. 6-8, 10-11, 13-14).
 
-The fully connected graph without self-loops has E = N(N-1) directed edges, ordered row-major over
-the off-diagonal pairs (i, j) of an N x N matrix; edge (i, j) has receiver i and sender j. This is
-the order of the original's `rel_rec` / `rel_send` one-hot matrices and of the edge labels
-(REFERENCE.md §2). Gathers and segment sums cost O(E) where those dense one-hot matmuls cost
-O(E N).
+The complete graph without self-loops has E = N(N-1) directed edges, ordered row-major over
+the off-diagonal pairs (i, j) of an N x N matrix; edge (i, j) has receiver i and sender j. This
+one order is used everywhere: the original's `rel_rec` / `rel_send` one-hot matrices, the edge
+labels read from its `edges_*.npy` files (`nri_jax.original_format`), the encoders' logits, the
+decoders' messages, the simulation decoder's interaction matrix and the plots (REFERENCE.md §2).
+
+Node-to-edge is a gather (or static slices), edge-to-node a segment sum: O(E) work, where the
+original's dense one-hot [E, N] matmuls cost O(E N).
 """
 
 from __future__ import annotations
@@ -21,6 +24,35 @@ def fully_connected(num_objects: int) -> tuple[np.ndarray, np.ndarray]:
     """
     receivers, senders = np.nonzero(~np.eye(num_objects, dtype=bool))
     return receivers.astype(np.int32), senders.astype(np.int32)
+
+
+def outgoing_edges(num_objects: int) -> np.ndarray:
+    """[N, N - 1]: the indices of each object's outgoing edges (it is their sender)."""
+    _, senders = fully_connected(num_objects)
+    return np.stack([np.flatnonzero(senders == j) for j in range(num_objects)])
+
+
+def matrix_to_edges(matrix: jax.Array | np.ndarray) -> jax.Array | np.ndarray:
+    """`[..., N, N]` (row = receiver, column = sender) -> `[..., E]`: the off-diagonal entries.
+
+    Returns a numpy array for numpy input (data loading), a jax array for jax input.
+    """
+    receivers, senders = fully_connected(matrix.shape[-1])
+    return matrix[..., receivers, senders]
+
+
+def edges_to_matrix(
+    values: jax.Array | np.ndarray, num_objects: int, diagonal: float = 0.0
+) -> jax.Array:
+    """`[..., E]` -> `[..., N, N]` (row = receiver, column = sender), `diagonal` on the diagonal.
+
+    The inverse of `matrix_to_edges`; differentiable (the simulation decoder's weights).
+    """
+    values = jnp.asarray(values)
+    receivers, senders = fully_connected(num_objects)
+    shape = values.shape[:-1] + (num_objects, num_objects)
+    matrix = jnp.full(shape, diagonal, values.dtype)
+    return matrix.at[..., receivers, senders].set(values)
 
 
 def node_to_edge(x: jax.Array, senders: np.ndarray, receivers: np.ndarray) -> jax.Array:

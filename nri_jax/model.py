@@ -9,6 +9,9 @@ Decoder-only variants (`graph`, the paper's "NRI (true graph)" and "NRI (full gr
 with graph='true' the decoder gets the true edge labels one-hot, with graph='full' every edge as
 type 1; the encoder still runs (its logits are returned) but the decoder never sees it, so only
 the KL term could reach it and the training loss leaves the KL out for these variants.
+
+This module is the one place where model names (encoder, decoder, graph, message
+implementation) are checked: `make_model` raises a one-line ValueError naming the field.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nri_jax.decoders import MLPDecoder, RNNDecoder
+from nri_jax.decoders import IMPLEMENTATIONS, MLPDecoder, RNNDecoder
 from nri_jax.encoders import CNNEncoder, MLPEncoder
 from nri_jax.gumbel import gumbel_softmax
 from nri_jax.sim_decoder import SimDecoder, SimPhysics
@@ -28,6 +31,7 @@ from nri_jax.sim_decoder import SimDecoder, SimPhysics
 ENCODERS = ("mlp", "cnn")
 DECODERS = ("mlp", "rnn", "sim")
 GRAPHS = ("learned", "true", "full")
+MESSAGES = ("auto", *IMPLEMENTATIONS)
 
 
 class NRI(nn.Module):
@@ -37,7 +41,8 @@ class NRI(nn.Module):
     encoder's width and `decoder_hidden` the decoder's; `factor` picks the factor-graph encoder
     (eqs. 5-8); `skip_first` hard-codes edge type 0 as "no interaction". `graph` picks learned
     edges or a fixed graph for the decoder (module docstring); `physics` configures the 'sim'
-    decoder (`nri_jax.sim_decoder`).
+    decoder (`nri_jax.sim_decoder`); `messages` picks the decoders' message implementation
+    (`nri_jax.decoders`: None for the backend's default, 'plain' or 'fused').
     """
 
     encoder: str = "mlp"
@@ -50,11 +55,10 @@ class NRI(nn.Module):
     dropout: float = 0.0
     graph: str = "learned"
     physics: SimPhysics | None = None
+    messages: str | None = None
 
     def setup(self):
-        _check_choice("encoder", self.encoder, ENCODERS)
-        _check_choice("decoder", self.decoder, DECODERS)
-        _check_choice("graph", self.graph, GRAPHS)
+        check_model_names({"encoder": self.encoder, "decoder": self.decoder, "graph": self.graph})
         encoder_cls = MLPEncoder if self.encoder == "mlp" else CNNEncoder
         self.encoder_net = encoder_cls(self.hidden, self.edge_types, self.dropout, self.factor)
         if self.decoder == "sim":
@@ -62,7 +66,7 @@ class NRI(nn.Module):
         else:
             decoder_cls = MLPDecoder if self.decoder == "mlp" else RNNDecoder
             self.decoder_net = decoder_cls(
-                self.edge_types, self.decoder_hidden, self.skip_first, self.dropout
+                self.edge_types, self.decoder_hidden, self.skip_first, self.dropout, self.messages
             )
 
     def __call__(
@@ -80,8 +84,9 @@ class NRI(nn.Module):
 
         inputs `[B, N, T, D]` are decoded; the encoder sees `encoder_inputs` if given, else the
         same frames. The MLP decoder restarts from the truth every `prediction_steps` frames
-        (section 3.4); the RNN decoder sees the truth for the first T - prediction_steps steps
-        (section 3.5). prediction_steps = 1 is one-step, teacher-forced prediction for both.
+        (section 3.4); the RNN decoder sees the truth at steps 0..T - prediction_steps
+        (section 3.5, the original's burn-in). prediction_steps = 1 is one-step, teacher-forced
+        prediction for both.
         `labels` `[B, E]` (int) are the true edge types, needed with graph='true' only.
 
         Returns dict: logits `[B, E, K]`, probs = softmax(logits) (q(z|x), for the KL), edges
@@ -98,7 +103,7 @@ class NRI(nn.Module):
                 labels = jnp.zeros(logits.shape[:-1], jnp.int32)  # values unused at init
             edges = fixed_edges(self.graph, logits.shape[:-1], self.edge_types, labels)
         if self.decoder == "rnn":
-            burn_in_steps = max(inputs.shape[2] - prediction_steps, 1)
+            burn_in_steps = max(inputs.shape[2] - prediction_steps, 0)
             preds = self.decoder_net(inputs, edges, burn_in_steps, train)
         else:
             preds = self.decoder_net(inputs, edges, prediction_steps, train)
@@ -125,7 +130,7 @@ class NRI(nn.Module):
         """
         if self.decoder != "rnn":
             return self.decoder_net(inputs, edges, prediction_steps, train)
-        return self.decoder_net(inputs, edges, 1, train, prediction_steps=prediction_steps)
+        return self.decoder_net(inputs, edges, 0, train, prediction_steps=prediction_steps)
 
     def rollout(
         self,
@@ -137,11 +142,11 @@ class NRI(nn.Module):
         encoder_window: int | None = None,
         temperature: float = 0.5,
     ) -> jax.Array:
-        """Predictions `[B, N, T - 1, D]` fed the true frames t < burn_in_steps, then their own.
+        """Predictions `[B, N, T - 1, D]` fed the true frames t <= burn_in_steps, then their own.
 
-        So preds[:, :, burn_in_steps - 1:] is a free rollout from the true frame
-        burn_in_steps - 1. dynamic_graph (RNN decoder only, section 5.2): at each step
-        t >= encoder_window the edges are re-inferred from the true frames
+        So preds[:, :, burn_in_steps:] is a free rollout from the true frame burn_in_steps (the
+        original's `step <= burn_in_steps`). dynamic_graph (RNN decoder only, section 5.2): at
+        each step t >= encoder_window the edges are re-inferred from the true frames
         [t - encoder_window, t) and sampled hard (Gumbel noise from 'gumbel'); earlier steps use
         `edges`. All windows are encoded as one batch before the recurrence starts.
         """
@@ -154,10 +159,10 @@ class NRI(nn.Module):
             return self.decoder_net(inputs, edges, burn_in_steps, train)
         if dynamic_graph:
             raise ValueError("dynamic_graph needs config.model.decoder='rnn'")
-        if burn_in_steps >= time - 1:
+        if burn_in_steps >= time - 2:
             return self.decoder_net(inputs, edges, 1, train)
         # One free run from the last true frame, after one-step predictions up to it.
-        start = max(burn_in_steps, 1) - 1
+        start = max(burn_in_steps, 0)
         free = self.decoder_net(inputs[:, :, start:], edges, time - 1 - start, train)
         if start == 0:
             return free
@@ -196,7 +201,17 @@ def fixed_edges(
 
 def _check_choice(field: str, value: str, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
-        raise ValueError(f"config.model.{field}: unknown {field} {value!r}; use one of {allowed}")
+        raise ValueError(
+            f"config.model.{field}={value!r} is not one of {', '.join(map(repr, allowed))}"
+        )
+
+
+def check_model_names(model_config: Mapping) -> None:
+    """One-line ValueError for an unknown encoder, decoder, graph or message implementation."""
+    _check_choice("encoder", model_config["encoder"], ENCODERS)
+    _check_choice("decoder", model_config["decoder"], DECODERS)
+    _check_choice("graph", model_config.get("graph", "learned"), GRAPHS)
+    _check_choice("messages", model_config.get("messages", "auto"), MESSAGES)
 
 
 def make_model(model_config: Mapping, physics: SimPhysics | None = None) -> NRI:
@@ -205,9 +220,8 @@ def make_model(model_config: Mapping, physics: SimPhysics | None = None) -> NRI:
     The 'sim' decoder needs `physics` (`sim_decoder.physics_from_config(config, norm)`, which
     holds the data's normalisation); without it the model builds but decoding raises.
     """
-    _check_choice("encoder", model_config["encoder"], ENCODERS)
-    _check_choice("decoder", model_config["decoder"], DECODERS)
-    _check_choice("graph", model_config.get("graph", "learned"), GRAPHS)
+    check_model_names(model_config)
+    messages = model_config.get("messages", "auto")
     return NRI(
         encoder=model_config["encoder"],
         decoder=model_config["decoder"],
@@ -219,4 +233,5 @@ def make_model(model_config: Mapping, physics: SimPhysics | None = None) -> NRI:
         dropout=model_config["dropout"],
         graph=model_config.get("graph", "learned"),
         physics=physics,
+        messages=None if messages == "auto" else messages,
     )

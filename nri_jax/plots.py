@@ -7,13 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-
-def _adjacency(edge_values: np.ndarray, num_objects: int) -> np.ndarray:
-    """[E] values in row-major off-diagonal order -> [N, N] matrix (receiver row, sender col)."""
-    adj = np.full((num_objects, num_objects), np.nan)
-    rows, cols = np.nonzero(~np.eye(num_objects, dtype=bool))
-    adj[rows, cols] = edge_values
-    return adj
+from nri_jax.graph import edges_to_matrix
 
 
 def write_plots(
@@ -69,7 +63,8 @@ def write_plots(
             (axes[0], relabel[inferred_types[s]], "inferred (best permutation)"),
             (axes[1], labels[s], "true"),
         ):
-            ax.imshow(_adjacency(values, num_objects), vmin=0, cmap="viridis")
+            matrix = edges_to_matrix(values.astype(np.float32), num_objects, np.nan)
+            ax.imshow(np.asarray(matrix), vmin=0, cmap="viridis")
             ax.set_title(title)
             ax.set_xlabel("sender")
             ax.set_ylabel("receiver")

@@ -12,11 +12,13 @@ Edge weights from z `[..., E, K]` (K = 2; type 1 is "interaction"):
 - kuramoto: k_ij = z_ij,1 (coupling of receiver i to sender j).
 
 Particle integration: `steps` semi-implicit Euler steps of frame_dt / steps per frame, with the
-generator's walls and force clip. steps = 100 is the generator's own step (dt = 0.001): with
-the true graph the decoder reproduces the data up to float rounding. The original's decoder
-took one coarse step of dt = 0.1 per frame (steps = 1). The force clip stays the generator's
-physical one (0.1 / 0.001 = 100) whatever the step, so that coarser steps integrate the same
-ODE rather than a differently clipped one.
+generator's walls and force clip. steps = 100 (the default) is the generator's own step
+(dt = 0.001): with the true graph the decoder reproduces the data up to float rounding. The
+original's decoder did this for charged (100 steps of 0.001, force clip 0.1 / dt), but for
+springs took one coarse step of dt = 0.1 per frame without a clip (steps = 1 here); it always
+predicted one frame from each true frame, whatever the prediction steps. Here the force clip
+stays the generator's physical one (0.1 / 0.001 = 100) whatever the step, so that coarser
+steps integrate the same ODE rather than a differently clipped one.
 
 Charged particles: `softening` > 0 replaces 1 / r^3 by 1 / (r^2 + eps^2)^(3/2) inside the
 decoder only (the data are not softened), bounding the force and its gradient at close range.
@@ -39,16 +41,15 @@ successors' features: edge accuracy compares across the two, likelihoods do not.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
 
 import diffrax
 import jax
 import jax.numpy as jnp
 
-from nri_jax.graph import fully_connected
+from nri_jax.config import SYSTEMS
+from nri_jax.graph import edges_to_matrix
 from simulators import charged, kuramoto, particles, springs
 
-SYSTEMS = ("springs", "charged", "kuramoto")
 DIMS = {"springs": 4, "charged": 4, "kuramoto": 3}  # model-input dims per object per frame
 
 
@@ -92,7 +93,6 @@ class SimPhysics:
 def physics_from_config(config, normalisation) -> SimPhysics:
     """SimPhysics from the whole config (data and model groups) and the run's Normalisation."""
     data, model = config.data, config.model
-    check_physics_config(config)
     lo, hi = list(normalisation.minimum), list(normalisation.maximum)
     if data.system != "kuramoto":  # [loc, vel] scalars -> per dim [x, y, vx, vy]
         lo, hi = [lo[0], lo[0], lo[1], lo[1]], [hi[0], hi[0], hi[1], hi[1]]
@@ -117,13 +117,6 @@ def interaction_weights(system: str, edges: jax.Array) -> jax.Array:
     """Continuous interaction weights `[..., E]` from edges z `[..., E, K]` (see module doc)."""
     z1 = edges[..., 1]
     return 2.0 * z1 - 1.0 if system == "charged" else z1
-
-
-def edge_matrix(weights: jax.Array, num_objects: int) -> jax.Array:
-    """Scatter edge weights `[..., E]` (row-major receiver, sender) into `[..., N, N]`."""
-    receivers, senders = fully_connected(num_objects)
-    matrix = jnp.zeros(weights.shape[:-1] + (num_objects, num_objects), weights.dtype)
-    return matrix.at[..., receivers, senders].set(weights)
 
 
 def _force_fn(physics: SimPhysics):
@@ -243,33 +236,7 @@ class SimDecoder:
         steps = min(prediction_steps, time - 1)
         starts = jnp.swapaxes(inputs[:, :, : time - 1 : prediction_steps], 1, 2)  # [B,S,N,4]
         weights = interaction_weights(self.physics.system, edges).astype(inputs.dtype)
-        matrix = edge_matrix(weights, num_objects)[:, None]  # [B, 1, N, N]
+        matrix = edges_to_matrix(weights, num_objects)[:, None]  # [B, 1, N, N]
         preds = simulate_frames(self.physics, starts, matrix, steps)  # [B, S, M, N, 4]
         preds = jnp.transpose(preds, (0, 3, 1, 2, 4)).reshape(batch, num_objects, -1, dims)
         return preds[:, :, : time - 1]
-
-
-def check_physics_config(config: Mapping) -> None:
-    """ValueError for sim-decoder settings that cannot run (called by validation.check_config)."""
-    model = config["model"]
-    if model["decoder"] != "sim":
-        return
-    data = config["data"]
-    if data["system"] not in SYSTEMS:
-        raise ValueError(
-            f"config.model.decoder='sim' supports data.system in {SYSTEMS}, not {data['system']!r}"
-        )
-    if data["system"] == "kuramoto" and data.get("features", "successors") != "phase":
-        raise ValueError(
-            "config.model.decoder='sim' on Kuramoto needs the raw phases: set "
-            "config.data.features='phase' (see nri_jax/sim_decoder.py)"
-        )
-    if model["edge_types"] != 2:
-        raise ValueError(
-            f"config.model.decoder='sim' needs config.model.edge_types=2, not "
-            f"{model['edge_types']} (type 1 is the interaction)"
-        )
-    if model.get("sim_steps", 100) < 1:
-        raise ValueError(f"config.model.sim_steps={model['sim_steps']} must be >= 1")
-    if model.get("sim_softening", 0.0) < 0:
-        raise ValueError(f"config.model.sim_softening={model['sim_softening']} must be >= 0")

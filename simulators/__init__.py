@@ -1,13 +1,15 @@
 """Data-generating processes of NRI (REFERENCE.md §1), in JAX.
 
 Each system module offers `simulate` (pure, jittable, vmappable, differentiable),
-`sample_system` and `generate_split`; `simulators.generate` writes datasets in the original
-file format (`python -m simulators.generate --config configs/springs.py`).
+`sample_system` and `generate_split`; springs and charged are two `particles.ParticleSystem`s.
+`simulators.devices` spreads generation over CPU cores. Writing datasets in the original file
+format is `nri_jax.generate`'s (`python -m nri_jax.generate --config configs/springs.py`).
 """
 
-from simulators import charged, kuramoto, particles, springs
+from simulators import charged, devices, kuramoto, particles, springs
 from simulators.particles import (
     BOX_SIZE,
+    ParticleSystem,
     ReflectingSemiImplicitEuler,
     kick_drift_reflect,
     pairwise_force,
@@ -16,8 +18,10 @@ from simulators.particles import (
 
 __all__ = [
     "BOX_SIZE",
+    "ParticleSystem",
     "ReflectingSemiImplicitEuler",
     "charged",
+    "devices",
     "kick_drift_reflect",
     "kuramoto",
     "pairwise_force",

@@ -21,8 +21,9 @@ import diffrax
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import PartitionSpec
 from tqdm.auto import tqdm
+
+from simulators.devices import padded_chunk_size, split_over_devices, to_host
 
 OMEGA_MIN, OMEGA_MAX = 1.0, 10.0  # Natural frequencies ~ U[1, 10).
 EDGE_PROB = 0.5
@@ -216,14 +217,18 @@ def features(
 
 
 @functools.cache
-def _chunk_fn(num_objects, length_test, sample_freq, dt, chunk_size, rtol, atol, num_devices):
-    """Jitted (key, start) -> (feat, coupling, phase, omega) for trajectories start..+chunk_size.
+def _chunk_fn(num_objects, length_test, sample_freq, dt, rtol, atol):
+    """(key, indices [B]) -> (feat, coupling, phase, omega) for trajectories `indices`, jitted.
 
     Built once per configuration; train, valid and test share it (all simulate at test length
-    and are cut afterwards), so it compiles once per dataset. Must be called under x64.
+    and are cut afterwards), so it compiles once per dataset and device. It runs in float64
+    whatever the caller's `jax.enable_x64`, from any thread.
     """
     num_frames = (length_test - 1 + sample_freq - 1) // sample_freq
-    ts = jnp.arange(length_test, dtype=jnp.float64) * dt
+    # float64 throughout: float32 phases (~1e-5 resolution at phi ~ 100) differenced over
+    # dt = 0.01 put errors up to 0.7 into the scaled d(phi)/dt.
+    with jax.enable_x64(True):
+        ts = jnp.arange(length_test, dtype=jnp.float64) * dt
 
     def one(key):
         phi0, omega, coupling = sample_system(key, num_objects)
@@ -235,33 +240,20 @@ def _chunk_fn(num_objects, length_test, sample_freq, dt, chunk_size, rtol, atol,
         phase = phi[:-1][::sample_freq].T
         return feat, coupling, phase, omega
 
-    # vmap over systems runs each system's own adaptive loop, masked once it is done, so a
-    # trajectory's steps do not depend on which others share its chunk.
-    batched = jax.vmap(one)
-    if num_devices > 1:
-        # One independent loop per device (each stops at its own slowest system). With one CPU
-        # device XLA runs these small ops mostly on one core: 2 devices on 2 cores measured
-        # ~2.5x the single-device throughput (3700-4000 vs 1400-1600 trajectories/s).
-        mesh = jax.make_mesh((num_devices,), ("systems",), axis_types=(jax.sharding.AxisType.Auto,))
-        batched = jax.shard_map(
-            batched,
-            mesh=mesh,
-            in_specs=PartitionSpec("systems"),
-            out_specs=PartitionSpec("systems"),
-            check_vma=False,  # diffrax's loop carries mix replicated and per-device values.
-        )
-        sharding = jax.sharding.NamedSharding(mesh, PartitionSpec("systems"))
-    else:
-        sharding = None
+    @jax.jit
+    def run(key, indices):
+        # Trajectory i depends on (key, i) only, not on the chunking.
+        keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(key, indices)
+        # vmap over systems runs each system's own adaptive loop, masked once it is done, so a
+        # trajectory's steps do not depend on which others share its batch; the loop runs
+        # until the batch's slowest system is done.
+        return jax.vmap(one)(keys)
 
-    def run(key, start):
-        index = start + jnp.arange(chunk_size, dtype=jnp.uint32)
-        keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(key, index)
-        if sharding is not None:
-            keys = jax.lax.with_sharding_constraint(keys, sharding)
-        return batched(keys)
+    def run_x64(key, indices):
+        with jax.enable_x64(True):  # In the calling thread (config contexts are per thread).
+            return run(key, indices)
 
-    return jax.jit(run)
+    return run_x64
 
 
 def generate_split(
@@ -277,6 +269,7 @@ def generate_split(
     *,
     rtol: float = RTOL,
     atol: float = ATOL,
+    devices: list[jax.Device] | None = None,
 ) -> dict[str, np.ndarray]:
     """Simulates one split of the Kuramoto dataset in the file layouts of REFERENCE.md §1.
 
@@ -284,9 +277,11 @@ def generate_split(
     (length_test - 1) dt) and normalised over that whole sequence; the split keeps the first
     `length // sample_freq - 1` frames (49 for train/valid, 99 for test). Trajectory i uses
     `jax.random.fold_in(key, i)`, so results do not depend on `chunk_size` (nor on the number of
-    devices). A chunk is sharded over all local devices: on CPU set
-    `jax.config.update("jax_num_cpu_devices", os.cpu_count())` before JAX first runs to use
-    every core. Compiles once per configuration (about 3-5 s).
+    devices). Each chunk is split evenly over `devices` by `simulators.devices`, which runs one
+    independent batch per device: with a single CPU device XLA runs these small ops mostly on
+    one core (2 devices on 2 cores: 3700-4000 trajectories/s against 1400-1600 on one), so on
+    CPU call `simulators.devices.use_all_cpu_cores()` before JAX first runs.
+    Compiles once per configuration and device (about 3-5 s each).
 
     Args:
       key: PRNG key for the split.
@@ -299,6 +294,7 @@ def generate_split(
       chunk_size: trajectories per compiled call (memory ~ chunk_size * length_test * N * 8 B).
       progress: show a tqdm bar over chunks.
       rtol, atol: Dopri5 tolerances (see `RTOL`).
+      devices: where the chunks run (default: all local devices).
 
     Returns:
       'feat' [S, N, T, 4] float32, 'edges' [S, N, N] int64 in {0, 1} (row = receiver),
@@ -317,9 +313,8 @@ def generate_split(
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be positive, got {chunk_size}")
     num_frames = length // sample_freq - 1
-    num_devices = len(jax.local_devices())
-    # Whole chunks per device; the padding trajectories are simulated and dropped.
-    chunk_size = -(-min(chunk_size, num_sims) // num_devices) * num_devices
+    devices = list(jax.local_devices() if devices is None else devices)
+    chunk_size = padded_chunk_size(chunk_size, num_sims, len(devices))
 
     out = {
         "feat": np.empty((num_sims, num_objects, num_frames, NUM_FEATURES), np.float32),
@@ -327,19 +322,24 @@ def generate_split(
         "phase": np.empty((num_sims, num_objects, num_frames), np.float32),
         "omega": np.empty((num_sims, num_objects), np.float32),
     }
-    # float64 throughout: float32 phases (~1e-5 resolution at phi ~ 100) differenced over
-    # dt = 0.01 put errors up to 0.7 into the scaled d(phi)/dt.
-    with jax.enable_x64(True):
-        run = _chunk_fn(
-            num_objects, length_test, sample_freq, float(dt), chunk_size, rtol, atol, num_devices
-        )
-        starts = range(0, num_sims, chunk_size)
-        for start in tqdm(starts, desc="kuramoto", unit="chunk", disable=not progress):
-            feat, coupling, phase, omega = run(key, jnp.uint32(start))
-            stop = min(start + chunk_size, num_sims)
-            count = stop - start
-            out["feat"][start:stop] = np.asarray(feat[:count, :, :num_frames])
-            out["edges"][start:stop] = np.asarray(coupling[:count])
-            out["phase"][start:stop] = np.asarray(phase[:count, :, :num_frames])
-            out["omega"][start:stop] = np.asarray(omega[:count])
+
+    def collect(start, parts):
+        stop = min(start + chunk_size, num_sims)
+        feat, coupling, phase, omega = to_host(parts, stop - start)
+        out["feat"][start:stop] = feat[:, :, :num_frames]
+        out["edges"][start:stop] = coupling
+        out["phase"][start:stop] = phase[:, :, :num_frames]
+        out["omega"][start:stop] = omega
+
+    run = _chunk_fn(num_objects, length_test, sample_freq, float(dt), rtol, atol)
+    pending = None
+    starts = range(0, num_sims, chunk_size)
+    for start in tqdm(starts, desc="kuramoto", unit="chunk", disable=not progress):
+        indices = np.arange(start, start + chunk_size, dtype=np.uint32)
+        parts = split_over_devices(run, (indices,), devices, shared=(key,))  # Asynchronous,
+        if pending is not None:
+            collect(*pending)  # so copying out the previous chunk overlaps with it.
+        pending = (start, parts)
+    if pending is not None:
+        collect(*pending)
     return out

@@ -1,5 +1,9 @@
 """Shared machinery of the two particle systems (springs, charged): integrator, walls, batching.
 
+A system is a `ParticleSystem` (its pair force law, default strength and `sample_system`);
+`simulators.springs` and `simulators.charged` each define one and export its `simulate`,
+`solve_with_diffrax` and `generate_split`, so both run the very same code.
+
 The original NRI generator (REFERENCE.md §1) kicks once, `v += dt F(x0)`, then repeats
 `x += dt v; reflect; record every sample_freq-th step; v += dt F(x)`. Moving the kick to the
 front of each step gives the same trajectory with a step that needs no special first case
@@ -44,6 +48,7 @@ the traced program small.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable
 
@@ -54,6 +59,8 @@ import numpy as np
 import tqdm
 from jax import Array
 from jax.typing import ArrayLike
+
+from simulators.devices import padded_chunk_size, split_over_devices, to_host
 
 BOX_SIZE = 5.0  # Walls at +-BOX_SIZE in both coordinates.
 VEL_NORM = 0.5  # Initial speed of every particle.
@@ -336,7 +343,9 @@ def solve_with_diffrax(
 
 # (key, num_objects) -> (loc0 [N, 2], vel0 [N, 2], weights [N, N], edges [N, N]).
 SampleFn = Callable[[Array, int], tuple[Array, Array, Array, Array]]
-SimulateFn = Callable[..., tuple[Array, Array]]
+# Trajectories per chunk in `generate_split`: 512 per core on 2 cores, where XLA:CPU is fastest
+# (per-device batches of 256-512 stay in cache; docs/benchmarks.md).
+DEFAULT_CHUNK_SIZE = 1024
 
 
 @functools.lru_cache(maxsize=32)
@@ -355,77 +364,214 @@ def _sampler(sample_system: SampleFn, num_objects: int) -> Callable:
     return sample
 
 
-def generate_split(
-    sample_system: SampleFn,
-    simulate: SimulateFn,
-    key: Array,
-    num_sims: int,
-    num_objects: int,
-    length: int,
-    sample_freq: int,
-    dt: float,
-    chunk_size: int,
-    progress: bool,
-    desc: str = "",
-    devices: list[jax.Device] | None = None,
-) -> dict[str, np.ndarray]:
-    """Simulate `num_sims` trajectories of `length` steps in chunks, in the original's format.
+# ----------------------------------------------------------------------------------------------
+# The systems.
 
-    Each chunk is sampled on the first device, split evenly over `devices` (default: all local
-    devices), and each part is handed to the public, jitted `simulate` -- the very program a
-    user gets from `simulate(loc0, vel0, weights, num_frames=T)` with that batch -- on its own
-    device. Dispatch is asynchronous, so the devices run concurrently: XLA:CPU runs an
-    elementwise loop on one core, and one host device per core (`generate.use_all_cpu_cores`)
-    nearly doubles the throughput on 2 cores, as fast as `shard_map` (measured,
-    docs/benchmarks.md).
+# (squared distance [*batch], interaction strength) -> `pairwise_force`'s radial scale.
+RadialLaw = Callable[[Array, Array | float], Array | float]
 
-    Returns:
-      {'loc': [S, T, 2, N] float32, 'vel': [S, T, 2, N] float32, 'edges': [S, N, N] float64},
-      T = length // sample_freq - 1. Trajectory i uses `fold_in(key, i)`: the values do not
-      depend on `chunk_size` or on the number of devices (bit for bit as long as the batch per
-      device stays large; tiny batches may round differently, see `simulators.particles`).
+_SIMULATE_DOC = """\
+Simulate the {name} system for `num_frames * sample_freq` steps, every sample_freq-th kept.
+
+Symplectic (semi-implicit) Euler with a fixed step: each step is v += dt clip(F(x)),
+x += dt v, then a reflection at the walls of [-box_size, box_size]^2. Frame k is the state
+after k * sample_freq steps (k = 1..num_frames); from the original's initial state this is
+exactly its recorded trajectory (steps 100, 200, ... for sample_freq 100). The clip
+(0.1 / dt by default) bounds the kick of close encounters. Pure, jittable, vmappable, and
+differentiable w.r.t. all array arguments (for charged particles, finite as long as no two
+coincide). Batch dimensions may be leading dimensions of the inputs (the fast way: the
+integrator keeps them minor, see `simulators.particles`) or added by `jax.vmap` (2-3x slower
+on CPU; equal up to rounding, which chaotic charged encounters amplify over long horizons).
+
+Args:
+  loc0: initial positions [*batch, N, 2].
+  vel0: initial velocities [*batch, N, 2].
+  weights: {weights} [*batch, N, N]: w_ij scales the force of j on i (row i is the object
+    the force acts on); continuous values allowed; diagonal ignored.
+  num_frames: frames to return. One frame with the defaults is one NRI time step.
+  sample_freq: integration steps per frame.
+  dt: integration step.
+  box_size: walls at +-box_size (use a huge value for no walls).
+  max_force: clip of each force component; None means the original's 0.1 / dt.
+  interaction_strength: {strength}; None means {default}.
+  unroll: inner `lax.scan` unroll (1 is fastest on CPU).
+
+Returns:
+  (loc, vel), each [*batch, num_frames, N, 2].
+"""
+
+
+@dataclasses.dataclass(frozen=True)
+class ParticleSystem:
+    """A particle system of NRI: all that springs and charged particles differ in.
+
+    Integration, walls, the diffrax solver and dataset generation are shared; a system is its
+    pair force law, its default strength and how the original draws one system. Its module
+    (`simulators.springs`, `simulators.charged`) defines one, `SYSTEM`, and exports `force`,
+    `simulate`, `solve_with_diffrax` and `generate_split` from it.
+
+    Attributes:
+      name: 'springs' or 'charged' (docstrings, progress bars).
+      radial: (d2, strength) -> s(d2) with F_i = sum_j w_ij s(|x_i - x_j|^2) (x_i - x_j).
+      interaction_strength: the default strength (spring constant k, Coulomb constant C).
+      sample_system: (key, N) -> (loc0 [N, 2], vel0 [N, 2], weights [N, N], edges [N, N]).
+      weights_doc, strength_doc: what the weights and the strength are, for the docstring.
     """
-    num_frames = length // sample_freq - 1
-    devices = list(jax.local_devices() if devices is None else devices)
-    # Chunks are a multiple of the device count; the last one is padded, not recompiled.
-    chunk = min(chunk_size, num_sims)
-    chunk = max(len(devices), -(-chunk // len(devices)) * len(devices))
-    sampler = _sampler(sample_system, num_objects)
 
-    def dispatch(indices):
-        # Sampling is cheap: one program (one compilation) on the first device for the chunk.
-        loc0, vel0, weights, edges = sampler(*jax.device_put((key, indices), devices[0]))
-        per_device = len(indices) // len(devices)
-        parts = []
-        for d, device in enumerate(devices):
-            part = slice(d * per_device, (d + 1) * per_device)
-            args = jax.device_put((loc0[part], vel0[part], weights[part]), device)
-            parts.append(simulate(*args, num_frames=num_frames, sample_freq=sample_freq, dt=dt))
-        return parts, edges
+    name: str
+    radial: RadialLaw
+    interaction_strength: float
+    sample_system: SampleFn
+    weights_doc: str
+    strength_doc: str
 
-    out = dict(
-        loc=np.empty((num_sims, num_frames, 2, num_objects), np.float32),
-        vel=np.empty((num_sims, num_frames, 2, num_objects), np.float32),
-        edges=np.empty((num_sims, num_objects, num_objects), np.float64),
-    )
+    def force(self, x: Array, weights: Array, interaction_strength: float | None = None) -> Array:
+        """Unclipped force in the internal layout: x [2, N, *batch], weights [N, N, *batch].
 
-    def collect(start, result):
-        parts, edges = result
-        stop = min(start + chunk, num_sims)
-        for i, name in enumerate(("loc", "vel")):
-            host = np.concatenate([np.asarray(p[i]) for p in parts])[: stop - start]
-            # The original's file layout is [S, T, 2, N]; simulate returns [S, T, N, 2].
-            out[name][start:stop] = np.swapaxes(host, -1, -2)
-        out["edges"][start:stop] = np.asarray(edges)[: stop - start]
-        bar.update(stop - start)
+        `interaction_strength` None means the system's own.
+        """
+        if interaction_strength is None:
+            interaction_strength = self.interaction_strength
+        return pairwise_force(x, weights, lambda d2: self.radial(d2, interaction_strength))
 
-    with tqdm.tqdm(total=num_sims, unit="traj", desc=desc, disable=not progress) as bar:
-        pending = None
-        for start in range(0, num_sims, chunk):
-            result = dispatch(np.arange(start, start + chunk, dtype=np.uint32))  # Asynchronous,
+    @functools.cached_property
+    def simulate(self) -> Callable[..., tuple[Array, Array]]:
+        """The system's public `simulate`: one jitted function (one compilation cache) each."""
+
+        def simulate(
+            loc0: ArrayLike,
+            vel0: ArrayLike,
+            weights: ArrayLike,
+            *,
+            num_frames: int,
+            sample_freq: int = 100,
+            dt: float = 1e-3,
+            box_size: float = BOX_SIZE,
+            max_force: float | None = None,
+            interaction_strength: float | None = None,
+            unroll: int = 1,
+        ) -> tuple[Array, Array]:
+            return simulate_particles(
+                functools.partial(self.force, interaction_strength=interaction_strength),
+                loc0,
+                vel0,
+                weights,
+                num_frames=num_frames,
+                sample_freq=sample_freq,
+                dt=dt,
+                box_size=box_size,
+                max_force=max_force,
+                unroll=unroll,
+            )
+
+        simulate.__doc__ = _SIMULATE_DOC.format(
+            name=self.name,
+            weights=self.weights_doc,
+            strength=self.strength_doc,
+            default=f"{self.interaction_strength} (INTERACTION_STRENGTH)",
+        )
+        simulate.__module__ = f"simulators.{self.name}"
+        simulate.__qualname__ = "simulate"
+        return jax.jit(simulate, static_argnames=("num_frames", "sample_freq", "unroll"))
+
+    def solve_with_diffrax(
+        self,
+        loc0: ArrayLike,
+        vel0: ArrayLike,
+        weights: ArrayLike,
+        *,
+        num_frames: int,
+        sample_freq: int = 100,
+        dt: float = 1e-3,
+        box_size: float = BOX_SIZE,
+        max_force: float | None = None,
+        interaction_strength: float | None = None,
+    ) -> tuple[Array, Array]:
+        """`simulate` for one system ([N, 2] inputs) through `diffrax.diffeqsolve`.
+
+        The module-level `solve_with_diffrax` with this system's force; `interaction_strength`
+        None means the system's own.
+        """
+        return solve_with_diffrax(
+            functools.partial(self.force, interaction_strength=interaction_strength),
+            loc0,
+            vel0,
+            weights,
+            num_frames=num_frames,
+            sample_freq=sample_freq,
+            dt=dt,
+            box_size=box_size,
+            max_force=max_force,
+        )
+
+    def generate_split(
+        self,
+        key: Array,
+        num_sims: int,
+        num_objects: int,
+        length: int,
+        length_test: int,
+        sample_freq: int,
+        dt: float,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        progress: bool = True,
+        *,
+        devices: list[jax.Device] | None = None,
+    ) -> dict[str, np.ndarray]:
+        """`num_sims` trajectories of `length` steps in chunks, in the original's file format.
+
+        Each chunk is sampled on the first device, then `simulators.devices` splits it evenly
+        over `devices` (default: all local devices) and hands each part to the public, jitted
+        `simulate` -- the very program a user gets from `simulate(loc0, vel0, weights,
+        num_frames=T)` with that batch -- on its own device. One host device per core
+        (`simulators.devices.use_all_cpu_cores`) nearly doubles the throughput on 2 cores.
+        `length_test` is unused (particles simulate each split at its own length); it is in the
+        signature shared with `simulators.kuramoto.generate_split`.
+
+        Returns:
+          {'loc': [S, T, 2, N] float32, 'vel': [S, T, 2, N] float32, 'edges': [S, N, N]
+          float64, `sample_system`'s edges}, T = length // sample_freq - 1. Trajectory i uses
+          `fold_in(key, i)`: the values do not depend on `chunk_size` or on the number of
+          devices (bit for bit as long as the batch per device stays large; tiny batches may
+          round differently, see `simulators.particles`).
+        """
+        del length_test
+        num_frames = length // sample_freq - 1
+        devices = list(jax.local_devices() if devices is None else devices)
+        chunk = padded_chunk_size(chunk_size, num_sims, len(devices))
+        sampler = _sampler(self.sample_system, num_objects)
+        simulate = functools.partial(
+            self.simulate, num_frames=num_frames, sample_freq=sample_freq, dt=dt
+        )
+
+        def dispatch(indices):
+            # Sampling is cheap: one program (one compilation) on the first device for the chunk.
+            loc0, vel0, weights, edges = sampler(*jax.device_put((key, indices), devices[0]))
+            return split_over_devices(simulate, (loc0, vel0, weights), devices), edges
+
+        out = dict(
+            loc=np.empty((num_sims, num_frames, 2, num_objects), np.float32),
+            vel=np.empty((num_sims, num_frames, 2, num_objects), np.float32),
+            edges=np.empty((num_sims, num_objects, num_objects), np.float64),
+        )
+
+        def collect(start, result):
+            parts, edges = result
+            stop = min(start + chunk, num_sims)
+            for name, host in zip(("loc", "vel"), to_host(parts, stop - start), strict=True):
+                # The original's file layout is [S, T, 2, N]; simulate returns [S, T, N, 2].
+                out[name][start:stop] = np.swapaxes(host, -1, -2)
+            out["edges"][start:stop] = np.asarray(edges)[: stop - start]
+            bar.update(stop - start)
+
+        desc = f"{self.name}{num_objects}"
+        with tqdm.tqdm(total=num_sims, unit="traj", desc=desc, disable=not progress) as bar:
+            pending = None
+            for start in range(0, num_sims, chunk):
+                result = dispatch(np.arange(start, start + chunk, dtype=np.uint32))  # Async,
+                if pending is not None:
+                    collect(*pending)  # so copying out the previous chunk overlaps with it.
+                pending = (start, result)
             if pending is not None:
-                collect(*pending)  # so copying out the previous chunk overlaps with it.
-            pending = (start, result)
-        if pending is not None:
-            collect(*pending)
-    return out
+                collect(*pending)
+        return out

@@ -4,12 +4,13 @@ import numpy as np
 import pytest
 
 from nri_jax import data as data_lib
+from nri_jax import original_format
 
 
 def _write_particles(tmp_path, system="springs", n=3, samples=(6, 2, 2), frames=(5, 5, 9)):
     rng = np.random.default_rng(0)
-    for split, s, t in zip(data_lib.SPLITS, samples, frames, strict=True):
-        sfx = data_lib.suffix(system, n)
+    for split, s, t in zip(original_format.SPLITS, samples, frames, strict=True):
+        sfx = original_format.suffix(system, n)
         np.save(tmp_path / f"loc_{split}{sfx}.npy", rng.normal(size=(s, t, 2, n)))
         np.save(tmp_path / f"vel_{split}{sfx}.npy", 0.1 * rng.normal(size=(s, t, 2, n)))
         if system == "springs":
@@ -24,9 +25,9 @@ def _write_particles(tmp_path, system="springs", n=3, samples=(6, 2, 2), frames=
 def test_labels_row_major_off_diagonal():
     edges = np.array([[[1, 2, 3], [4, 5, 6], [7, 8, 9]]], dtype=np.float64) % 2
     # Off-diagonal, row-major: (0,1) (0,2) (1,0) (1,2) (2,0) (2,1) -> 2 3 4 6 7 8 -> %2.
-    np.testing.assert_array_equal(data_lib.off_diagonal_labels(edges), [[0, 1, 0, 0, 1, 0]])
+    np.testing.assert_array_equal(original_format.edge_labels(edges), [[0, 1, 0, 0, 1, 0]])
     charged = np.array([[[1, -1], [-1, 1]]], dtype=np.float64)
-    np.testing.assert_array_equal(data_lib.off_diagonal_labels(charged), [[0, 0]])
+    np.testing.assert_array_equal(original_format.edge_labels(charged), [[0, 0]])
 
 
 @pytest.mark.parametrize("system", ["springs", "charged"])
@@ -52,7 +53,7 @@ def test_particle_layout_and_normalisation(tmp_path, system):
 
 def test_kuramoto_per_feature_normalisation(tmp_path):
     rng = np.random.default_rng(1)
-    for split in data_lib.SPLITS:
+    for split in original_format.SPLITS:
         feat = rng.normal(size=(4, 3, 6, 4)) * np.array([1.0, 2.0, 3.0, 4.0])
         np.save(tmp_path / f"feat_{split}_kuramoto3.npy", feat.astype(np.float32))
         np.save(tmp_path / f"edges_{split}_kuramoto3.npy", rng.integers(0, 2, (4, 3, 3)))
@@ -79,7 +80,7 @@ def test_bad_inputs_name_the_problem(tmp_path):
     with pytest.raises(ValueError, match="rank 4"):
         data_lib.load_dataset(cfg)
     (tmp_path / "loc_valid_springs3.npy").unlink()
-    with pytest.raises(FileNotFoundError, match="simulators.generate"):
+    with pytest.raises(FileNotFoundError, match="nri_jax.generate"):
         data_lib.load_dataset(cfg)
 
 

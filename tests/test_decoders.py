@@ -116,16 +116,17 @@ def _input_frames(module, params, x, z, **kwargs):
 def test_rnn_decoder_uses_truth_only_during_burn_in():
     module, params, apply = _decoder("rnn")
     x, z = _data()
-    # Steps t < 5 read true frame t; later steps read their own previous prediction, so frames
-    # 5..9 never enter (exact zeros in the gradient, not just small values).
-    assert _input_frames(module, params, x, z, burn_in_steps=5) == {0, 1, 2, 3, 4}
-    # Moving frame 4 moves the prediction of step 4 and, through it, every later one.
-    assert _changed_steps(apply, params, x, z, 5, frame=4) == {4, 5, 6, 7, 8}
+    # Steps t <= 5 read true frame t (the original's `step <= burn_in_steps`); later steps
+    # read their own previous prediction, so frames 6..9 never enter (exact zeros in the
+    # gradient, not just small values).
+    assert _input_frames(module, params, x, z, burn_in_steps=5) == {0, 1, 2, 3, 4, 5}
+    # Moving frame 5 moves the prediction of step 5 and, through it, every later one.
+    assert _changed_steps(apply, params, x, z, 5, frame=5) == {5, 6, 7, 8}
     assert _changed_steps(apply, params, x, z, 5, frame=6) == set()
     # Teacher forcing: every frame but the last is read.
     assert _input_frames(module, params, x, z, burn_in_steps=T) == set(range(T - 1))
     # The original's mode without burn-in: truth at every M-th step, hidden state carried on.
-    kwargs = {"burn_in_steps": 1, "prediction_steps": 4}
+    kwargs = {"burn_in_steps": 0, "prediction_steps": 4}
     assert _input_frames(module, params, x, z, **kwargs) == {0, 4, 8}
 
 
@@ -142,12 +143,14 @@ def test_rnn_decoder_per_step_edges():
     assert set(np.flatnonzero(diff > 1e-6).tolist()) == set(range(4, T - 1))
 
 
+@pytest.mark.parametrize("implementation", ["plain", "fused"])
 @pytest.mark.parametrize("kind", ["mlp", "rnn"])
-def test_decoder_gradients_match_finite_differences(kind):
+def test_decoder_gradients_match_finite_differences(kind, implementation):
     with jax.enable_x64(True):
         x = jax.random.normal(jax.random.key(0), (1, 3, 5, 2), jnp.float64)
         z = jax.nn.softmax(jax.random.normal(jax.random.key(1), (1, 6, 2), jnp.float64))
-        module = MLPDecoder(2, 4) if kind == "mlp" else RNNDecoder(2, 4)
+        decoder = MLPDecoder if kind == "mlp" else RNNDecoder
+        module = decoder(2, 4, implementation=implementation)
         params = module.init(jax.random.key(2), x, z, 2)["params"]
         params = jax.tree.map(lambda p: p.astype(jnp.float64), params)
 
@@ -155,8 +158,9 @@ def test_decoder_gradients_match_finite_differences(kind):
             preds = module.apply({"params": params}, x, z, 2)
             return jnp.sum(jnp.sin(preds))
 
-        # Reverse mode only: the ReLU's custom VJP has no forward rule.
-        check_grads(loss, (params, x, z), order=1, modes=["rev"], eps=1e-6)
+        # The fused path is a custom VJP: reverse mode only. The plain one has both.
+        modes = ["rev"] if implementation == "fused" else ["fwd", "rev"]
+        check_grads(loss, (params, x, z), order=1, modes=modes, eps=1e-6)
 
 
 def test_dropout_only_in_training():
@@ -168,35 +172,3 @@ def test_dropout_only_in_training():
     rngs = {"dropout": jax.random.key(3)}
     training = module.apply({"params": params}, x, z, 3, train=True, rngs=rngs)
     assert not np.allclose(training, evaluation)
-
-
-def test_chunked_messages_match_one_chunk(monkeypatch):
-    """The fused messages run over chunks of graphs: several chunks give one chunk's values,
-    and so does the M-step loop unrolled (what wide decoders get)."""
-    from nri_jax import decoders
-
-    x, z = _data()
-    module, params, _ = _decoder("mlp")
-
-    def value_and_grads():
-        def loss(params, x, z):
-            return jnp.sum(jnp.sin(module.apply({"params": params}, x, z, 3)))
-
-        return jax.jit(jax.value_and_grad(loss, argnums=(0, 1, 2)))(params, x, z)
-
-    whole = value_and_grads()
-    # B * 3 restarts = 6 graphs of E = 12 edges: 2 graphs (24 rows of H = 16) per chunk -> 3.
-    monkeypatch.setattr(decoders, "_CHUNK_ELEMENTS", 2 * E * H)
-    starts = x[:, :, :9:3].swapaxes(1, 2)  # [B, 3, N, D], as the decoder's restarts
-    assert decoders._chunking(starts, z[:, None], H)[0].shape[:2] == (3, 2)
-    chunked = value_and_grads()
-    jax.tree.map(
-        functools.partial(np.testing.assert_allclose, rtol=2e-5, atol=1e-6), whole, chunked
-    )
-    assert decoders._step_unroll(3, 6, N, H) == 1
-    monkeypatch.setattr(decoders, "_UNROLL_MIN_CHUNKS", 3)
-    assert decoders._step_unroll(3, 6, N, H) == 3
-    unrolled = value_and_grads()
-    jax.tree.map(
-        functools.partial(np.testing.assert_allclose, rtol=2e-5, atol=1e-6), whole, unrolled
-    )

@@ -7,7 +7,7 @@ import pytest
 
 from nri_jax.encoders import CNNEncoder, MLPEncoder
 from nri_jax.graph import fully_connected, node_to_edge
-from nri_jax.modules import PairDense, encoder_dense
+from nri_jax.layers import PairDense, encoder_dense
 
 
 def _edge_permutation(perm):

@@ -11,7 +11,8 @@ import ml_collections
 import numpy as np
 import pytest
 
-from simulators import charged, generate, particles, springs
+from nri_jax import generate, original_format
+from simulators import charged, particles, springs
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 # One tiny shape for every generation test, so that each program compiles once.
@@ -70,7 +71,7 @@ def test_particle_files_have_the_original_layout(springs_dir):
 def test_files_are_exactly_the_simulate_trajectories(springs_dir):
     """The chunked fast path writes exactly what the public `simulate` returns (same batch)."""
     files = load(springs_dir)
-    split_key = jax.random.fold_in(jax.random.key(42), generate.SPLITS.index("valid"))
+    split_key = jax.random.fold_in(jax.random.key(42), original_format.SPLITS.index("valid"))
     # The generator's jitted `vmap(sample_system)` over fold_in(split_key, i).
     sample = particles._sampler(springs.sample_system, 5)
     loc0, vel0, weights, edges = sample(split_key, np.arange(8, dtype=np.uint32))
@@ -238,7 +239,7 @@ def test_kuramoto_dispatch_writes_whatever_the_generator_returns(tmp_path, monke
     [
         ("system", "pendulum"),
         ("num_objects", 1),
-        ("num_train", 0),
+        ("num_train", -1),
         ("num_valid", -1),
         ("num_test", -5),
         ("length", 5050),
@@ -252,9 +253,27 @@ def test_kuramoto_dispatch_writes_whatever_the_generator_returns(tmp_path, monke
 def test_bad_config_raises_naming_the_field(tmp_path, field, value):
     config = tiny_config(tmp_path / "data")
     config[field] = value
-    with pytest.raises(ValueError, match=rf"^config\.data\.{field}: "):
+    with pytest.raises(ValueError, match=rf"^config\.data\.{field}[=:]"):
         generate.generate_dataset(config, progress=False)
     assert not list((tmp_path / "data").glob("*.npy"))
+
+
+def test_a_test_split_alone(tmp_path):
+    """num_train = num_valid = 0: a new test split, e.g. for a trained run's eval.py --data_dir."""
+    config = tiny_config(tmp_path, num_train=0, num_valid=0)
+    generate.generate_dataset(config, progress=False, chunk_size=CHUNK)
+    assert sorted(p.name for p in tmp_path.glob("*.npy")) == [
+        "edges_test_springs5.npy",
+        "loc_test_springs5.npy",
+        "vel_test_springs5.npy",
+    ]
+    # Training still refuses such a config, naming the keys.
+    from nri_jax.config import base_config, check_config
+
+    full = base_config("springs")
+    full.data.num_train = 0
+    with pytest.raises(ValueError, match="num_train=0"):
+        check_config(full)
 
 
 def test_unwritable_dir_raises_naming_the_field(tmp_path):
@@ -268,7 +287,7 @@ def test_cli_prints_a_one_line_error_without_traceback(tmp_path):
         [
             sys.executable,
             "-m",
-            "simulators.generate",
+            "nri_jax.generate",
             "--config",
             str(ROOT / "configs" / "springs.py"),
             f"--config.data.dir={tmp_path}",
@@ -282,7 +301,7 @@ def test_cli_prints_a_one_line_error_without_traceback(tmp_path):
     )
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
-    assert result.stderr.strip().splitlines()[-1].startswith("error: config.data.sample_freq: ")
+    assert result.stderr.strip().splitlines()[-1].startswith("error: config.data.sample_freq=0 ")
 
 
 def test_cli_generates_a_tiny_dataset(tmp_path):
@@ -291,7 +310,7 @@ def test_cli_generates_a_tiny_dataset(tmp_path):
         [
             sys.executable,
             "-m",
-            "simulators.generate",
+            "nri_jax.generate",
             "--config",
             str(ROOT / "configs" / "charged.py"),
             f"--config.data.dir={tmp_path}",

@@ -60,3 +60,17 @@ def test_edge_to_node_any_graph():
     expected = np.zeros((4, 2), np.float32)
     np.add.at(expected, receivers, e)
     np.testing.assert_allclose(edge_to_node(e, receivers, 4), expected)
+
+
+def test_edges_to_matrix_layout_and_round_trip():
+    from nri_jax.graph import edges_to_matrix, matrix_to_edges, outgoing_edges
+
+    weights = np.arange(1.0, 7.0)[None]  # edges (0,1) (0,2) (1,0) (1,2) (2,0) (2,1)
+    expected = [[0, 1, 2], [3, 0, 4], [5, 6, 0]]  # row = receiver, column = sender
+    np.testing.assert_array_equal(edges_to_matrix(weights, 3)[0], expected)
+    np.testing.assert_array_equal(matrix_to_edges(np.asarray(expected)), weights[0])
+    assert np.isnan(np.diag(edges_to_matrix(weights[0], 3, np.nan))).all()
+    # Object j's outgoing edges are those with sender j.
+    _, senders = fully_connected(4)
+    for j, edges in enumerate(outgoing_edges(4)):
+        assert set(edges) == set(np.flatnonzero(senders == j))

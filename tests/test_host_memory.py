@@ -76,3 +76,39 @@ def test_huge_pages_cut_the_page_faults_of_fresh_blocks():
     # 4 rounds x 64 MiB of 4 KiB pages is 65536 faults; of 2 MiB pages, 128.
     assert fresh > 60000
     assert huge < fresh / 20
+
+
+def test_no_restart_when_an_accelerator_is_visible():
+    env_script = _RESTART
+    out = subprocess.run(
+        [sys.executable, "-c", env_script],
+        env={
+            **{k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"},
+            "JAX_PLATFORMS": "cuda",
+        },
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.splitlines() == ["run None []", "done"]
+    assert out.stderr == ""
+
+
+def test_restart_says_so_in_one_line():
+    env = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
+    out = subprocess.run(
+        [sys.executable, "-c", _RESTART], env=env, capture_output=True, text=True, check=True
+    )
+    assert len(out.stderr.splitlines()) == 1
+    assert "glibc.malloc.hugetlb=1" in out.stderr and "opts out" in out.stderr
+
+
+def test_accelerator_device_nodes_are_recognised(tmp_path, monkeypatch):
+    monkeypatch.delenv("JAX_PLATFORMS", raising=False)
+    assert not host_memory.accelerator_visible(tmp_path)
+    (tmp_path / "nvidia0").touch()
+    assert host_memory.accelerator_visible(tmp_path)
+    monkeypatch.setenv("JAX_PLATFORMS", "cpu")  # a user forcing the CPU gets the restart
+    assert not host_memory.accelerator_visible(tmp_path)
+    monkeypatch.setenv("JAX_PLATFORMS", "tpu,cpu")
+    assert host_memory.accelerator_visible(tmp_path)

@@ -1,6 +1,7 @@
 """Tests for the Kuramoto simulator (REFERENCE.md §1): physics, solver accuracy, gradients,
 the successors' feature recipe and the split generator's layouts and determinism."""
 
+import concurrent.futures
 import math
 import os
 import pathlib
@@ -225,6 +226,16 @@ def test_deterministic_per_key_and_chunk_independent(splits):
         np.testing.assert_array_equal(splits["test_chunked"][name], splits["test"][name])
     assert not np.array_equal(splits["other_key"]["edges"], splits["train"]["edges"])
     assert not np.array_equal(splits["other_key"]["feat"], splits["train"]["feat"])
+
+
+def test_chunks_run_in_float64_from_any_thread(splits):
+    """`generate_split` dispatches from worker threads, where the caller's x64 does not reach."""
+    run = kuramoto._chunk_fn(5, LENGTH_TEST, SAMPLE_FREQ, DT, kuramoto.RTOL, kuramoto.ATOL)
+    indices = np.arange(20, dtype=np.uint32)  # A chunk size the fixture compiled.
+    with concurrent.futures.ThreadPoolExecutor(1) as thread:
+        feat, coupling, phase, omega = thread.submit(run, jax.random.key(42), indices).result()
+    assert {a.dtype for a in (feat, coupling, phase, omega)} == {np.dtype(np.float64)}
+    np.testing.assert_array_equal(np.float32(phase[:, :, :99]), splits["test"]["phase"][:20])
 
 
 @pytest.mark.slow  # A subprocess with its own JAX start-up and compile (~6-10 s).

@@ -48,12 +48,12 @@ def test_nll_gaussian_by_hand():
 def test_kl_terms_by_hand():
     probs = jnp.array([[[0.5, 0.5], [1.0, 0.0]]])  # [B=1, E=2, K=2]
     # sum p log p = log 0.5 + 1 * log 1 = -0.693147; / (N=2 * B=1)
-    np.testing.assert_allclose(losses.kl_categorical_uniform(probs, 2), -0.34657359, rtol=1e-6)
+    np.testing.assert_allclose(losses.kl_categorical(probs, 2), -0.34657359, rtol=1e-6)
     prior = losses.sparse_log_prior(2)
     np.testing.assert_allclose(jnp.exp(prior), [0.91, 0.09], rtol=1e-6)
     # Edge 1: 0.5 (log 0.5 - log 0.91) + 0.5 (log 0.5 - log 0.09) = 0.557981;
     # edge 2: 1 * (log 1 - log 0.91) = 0.094311. Sum 0.652292, / (N=2 * B=1).
-    np.testing.assert_allclose(losses.kl_categorical(probs, prior, 2), 0.326146, rtol=1e-5)
+    np.testing.assert_allclose(losses.kl_categorical(probs, 2, prior), 0.326146, rtol=1e-5)
 
 
 def test_sparse_prior_for_four_types():

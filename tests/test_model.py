@@ -39,9 +39,10 @@ def test_make_model_from_config():
 @pytest.mark.parametrize(
     "field, value, message",
     [
-        ("encoder", "gnn", r"config\.model\.encoder.*'gnn'.*\('mlp', 'cnn'\)"),
-        ("decoder", "lstm", r"config\.model\.decoder.*'lstm'.*\('mlp', 'rnn', 'sim'\)"),
-        ("graph", "random", r"config\.model\.graph.*'random'.*\('learned', 'true', 'full'\)"),
+        ("encoder", "gnn", r"^config\.model\.encoder='gnn' is not one of 'mlp', 'cnn'$"),
+        ("decoder", "lstm", r"^config\.model\.decoder='lstm' is not one of 'mlp', 'rnn', 'sim'$"),
+        ("graph", "random", r"^config\.model\.graph='random' is not one of 'learned', 'true', "),
+        ("messages", "fast", r"^config\.model\.messages='fast' is not one of 'auto', 'plain', "),
     ],
 )
 def test_make_model_rejects_unknown_names(field, value, message):
@@ -70,7 +71,7 @@ def test_one_adam_step_lowers_the_loss(encoder, decoder):
             mutable=["batch_stats"],
         )
         nll = losses.nll_gaussian(out["preds"], x[:, :, 1:], 5e-5)
-        loss = nll + losses.kl_categorical_uniform(out["probs"], N)
+        loss = nll + losses.kl_categorical(out["probs"], N)
         return loss, updates["batch_stats"]
 
     @jax.jit
@@ -132,8 +133,9 @@ def test_rnn_training_burn_in_is_t_minus_m():
         )
         return out["preds"]
 
-    # Ground truth for the first T - M = 5 steps, own predictions for the last M.
-    assert _input_frames(preds, x) == {0, 1, 2, 3, 4}
+    # Ground truth at steps 0..T - M = 5 (the original's `step <= burn_in_steps`), own
+    # predictions for the last M - 1 steps.
+    assert _input_frames(preds, x) == {0, 1, 2, 3, 4, 5}
 
 
 def test_methods_compose_for_evaluation():
@@ -148,11 +150,11 @@ def test_methods_compose_for_evaluation():
         return model.apply(variables, inputs, edges, 4, method="rollout")
 
     roll = rollout(x)
-    # Truth for steps 0..3, then a free run from true frame 3.
-    np.testing.assert_allclose(roll[:, :, :3], one_step[:, :, :3], rtol=1e-6)
-    free = model.apply(variables, x[:, :, 3:], edges, T - 4, method="decode")
-    np.testing.assert_allclose(roll[:, :, 3:], free, rtol=1e-5, atol=1e-6)
-    assert _input_frames(rollout, x) == {0, 1, 2, 3}
+    # Truth for steps 0..4, then a free run from true frame 4.
+    np.testing.assert_allclose(roll[:, :, :4], one_step[:, :, :4], rtol=1e-6)
+    free = model.apply(variables, x[:, :, 4:], edges, T - 5, method="decode")
+    np.testing.assert_allclose(roll[:, :, 4:], free, rtol=1e-5, atol=1e-6)
+    assert _input_frames(rollout, x) == {0, 1, 2, 3, 4}
 
 
 def test_dynamic_graph_rollout():
@@ -178,6 +180,6 @@ def test_dynamic_graph_rollout():
     static, dynamic = rollout(x, False), rollout(x, True)
     # Steps before `window` use the given edges; later ones re-encode frames [t - window, t).
     np.testing.assert_allclose(dynamic[:, :, :window], static[:, :, :window], rtol=1e-6)
-    assert _input_frames(lambda a: rollout(a, False), x) == set(range(window))
+    assert _input_frames(lambda a: rollout(a, False), x) == set(range(window + 1))
     # Through the straight-through samples, frames after the burn-in now matter too.
     assert _input_frames(lambda a: rollout(a, True), x) == set(range(window + 2))

@@ -13,7 +13,7 @@ SCRIPT = r"""
 import sys
 import jax, jax.numpy as jnp, numpy as np
 from configs import test as test_config
-from nri_jax import training
+from nri_jax import train_state, training
 from nri_jax.model import make_model
 
 config = test_config.get_config()
@@ -21,7 +21,7 @@ rng = np.random.default_rng(0)
 features = rng.uniform(-1, 1, size=(16, 3, 9, 4)).astype(np.float32)
 labels = rng.integers(0, 2, size=(16, 6)).astype(np.int32)
 model = make_model(config.model)
-state, tx = training.init_state(model, config, features[:2], steps_per_epoch=2)
+state, tx = train_state.init_state(model, config, features[:2], steps_per_epoch=2)
 step = training.make_train_step(model, tx, config)
 key = jax.random.key(3)
 for i in range(2):

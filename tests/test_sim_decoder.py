@@ -7,8 +7,9 @@ import pytest
 
 from nri_jax import sim_decoder
 from nri_jax.config import base_config
-from nri_jax.data import Normalisation, off_diagonal_labels
+from nri_jax.data import Normalisation
 from nri_jax.model import make_model
+from nri_jax.original_format import edge_labels as off_diagonal_labels
 from simulators import charged, kuramoto, springs
 
 N, FRAMES = 3, 4
@@ -98,12 +99,6 @@ def test_gradients_match_finite_differences(system):
             np.testing.assert_allclose(grad[0, e], fd, rtol=1e-5, atol=1e-8)
 
 
-def test_edge_matrix_layout():
-    weights = jnp.arange(1.0, 7.0)[None]  # edges (0,1) (0,2) (1,0) (1,2) (2,0) (2,1)
-    expected = [[0, 1, 2], [3, 0, 4], [5, 6, 0]]
-    np.testing.assert_array_equal(sim_decoder.edge_matrix(weights, 3)[0], expected)
-
-
 def test_charged_weights_repel_on_type_one():
     z = jnp.asarray([[[0.0, 1.0], [1.0, 0.0], [0.5, 0.5]]])
     np.testing.assert_array_equal(sim_decoder.interaction_weights("charged", z), [[1, -1, 0]])
@@ -140,7 +135,7 @@ def test_nri_with_sim_decoder_trains_the_encoder_through_the_physics():
 
 
 def test_sim_decoder_config_errors():
-    from nri_jax.validation import check_config
+    from nri_jax.config import check_config
 
     config = base_config("kuramoto")
     config.model.decoder = "sim"
@@ -164,9 +159,9 @@ def test_sim_decoder_config_errors():
 
 
 def test_validation_with_the_true_graph_sim_decoder_has_zero_error():
-    """Evaluator + sim decoder + graph='true' on identity-normalised data: NLL 0, MSE 0."""
+    """Validation with the sim decoder and graph="true" on identity-normalised data: no error."""
     from nri_jax.data import Split
-    from nri_jax.validation import Evaluator
+    from nri_jax.evaluation import make_validation
 
     frames, labels = _trajectory("springs", num_frames=6)
     config = base_config("springs")
@@ -179,5 +174,6 @@ def test_validation_with_the_true_graph_sim_decoder_has_zero_error():
     keys = dict(zip(("params", "gumbel", "dropout"), split, strict=True))
     variables = model.init(keys, x, train=False, temperature=0.5, hard=True, prediction_steps=1)
     split = Split(np.repeat(np.asarray(x), 2, 0), np.repeat(np.asarray(labels), 2, 0))
-    result = Evaluator(model, config, split)(variables["params"], variables.get("batch_stats", {}))
+    validate = make_validation(model, config, split)
+    result = validate(variables["params"], variables.get("batch_stats", {}))
     assert result["mse"] < 1e-10 and result["nll"] < 1e-5

@@ -1,4 +1,4 @@
-"""Building blocks of the encoders and decoders, with the original's initialisations.
+"""Layers of the encoders and decoders, with the original's initialisations.
 
 - `MLP`: the encoder's two-layer ELU block with batch normalisation over batch x items.
 - `PairDense`: a Dense layer on each edge's [x_sender, x_receiver(, skip)], computed per node.

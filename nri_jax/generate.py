@@ -1,14 +1,13 @@
-"""Generate an NRI dataset in the original file format (REFERENCE.md §1).
+"""Generate an NRI dataset with the simulators, in the original file format (REFERENCE.md §1).
 
-    python -m simulators.generate --config configs/springs.py
-    python -m simulators.generate --config configs/springs.py --config.data.num_objects=10
-    python -m simulators.generate --config configs/charged.py --config.data.dir=/tmp/charged
+    python -m nri_jax.generate --config configs/springs.py
+    python -m nri_jax.generate --config configs/springs.py --config.data.num_objects=10
+    python -m nri_jax.generate --config configs/charged.py --config.data.dir=/tmp/charged
 
-Only `config.data` is read. Files go to `data.dir`, named as the original named them:
-springs/charged `{loc,vel,edges}_{split}_{system}{N}.npy` (loc/vel [S, T, 2, N], edges
-[S, N, N] float64), Kuramoto `{feat,edges,...}_{split}_kuramoto{N}.npy`. The original saved
-loc/vel as float64; here they are float32 (the simulation's precision; half the disk), and the
-loaders accept both. Train and valid have `length` steps, test `length_test`.
+Only `config.data` is read. Files go to `data.dir`, named and laid out as the original's
+(`nri_jax.original_format`). The original saved loc/vel as float64; here they are float32
+(the simulation's precision; half the disk), and the loaders accept both. Train and valid
+have `length` steps, test `length_test`; a split with `num_{split} = 0` is not written.
 
 Every file is written to a temporary name in `data.dir` and renamed into place, so a file that
 exists is complete; `manifest_{system}{N}.json` (the data config and the file shapes) is
@@ -21,25 +20,19 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import json
-import math
-import os
 import pathlib
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 
-SYSTEMS = ("springs", "charged", "kuramoto")
-SPLITS = ("train", "valid", "test")  # Index = `fold_in` of the data key: fixed per split.
-# Files that make up one split, by file-name prefix (Kuramoto may add more).
-_PREFIXES = {
-    "springs": ("loc", "vel", "edges"),
-    "charged": ("loc", "vel", "edges"),
-    "kuramoto": ("feat", "edges"),
-}
-# Integer config fields that, with system and dt, determine the data (`dir` is where it lives).
+from nri_jax import atomic
+from nri_jax.config import check_data_config, num_frames
+from nri_jax.original_format import PREFIXES, SPLITS, file_path, split_present
+
+# Fields that, with system and dt, determine the data (`dir` is where it lives).
 _SETTINGS = (
     "num_objects",
     "num_train",
@@ -52,62 +45,11 @@ _SETTINGS = (
 )
 
 
-def suffix(system: str, num_objects: int) -> str:
-    """File-name suffix of the original: `_springs5`, `_charged10`, `_kuramoto5`."""
-    return f"_{system}{num_objects}"
-
-
-def num_frames(length: int, sample_freq: int) -> int:
-    """Recorded frames of a `length`-step run: steps sample_freq, 2 sample_freq, ... < length."""
-    return length // sample_freq - 1
-
-
-# ----------------------------------------------------------------------------------------------
-# Validation.
-
-
-def _get(data_config: Any, field: str) -> Any:
-    try:
-        return data_config[field]
-    except (KeyError, AttributeError, TypeError):
-        raise ValueError(f"config.data.{field}: missing") from None
-
-
-def _check_int(data_config: Any, field: str, minimum: int, what: str = "") -> int:
-    value = _get(data_config, field)
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
-        raise ValueError(
-            f"config.data.{field}: must be an integer >= {minimum}{what}, got {value!r}"
-        )
-    return int(value)
-
-
 def validate_data_config(data_config: Any) -> None:
-    """Check `config.data` before any work; raise ValueError naming the field and what is allowed.
-
-    Creates `data.dir` if needed and checks that a file can be written there.
-    """
-    system = _get(data_config, "system")
-    if system not in SYSTEMS:
-        raise ValueError(f"config.data.system: unknown system {system!r}; use one of {SYSTEMS}")
-    _check_int(data_config, "num_objects", 2)
-    _check_int(data_config, "num_train", 1, " (the training split sets the normalisation)")
-    _check_int(data_config, "num_valid", 0)
-    _check_int(data_config, "num_test", 0)
-    _check_int(data_config, "seed", 0)
-    sample_freq = _check_int(data_config, "sample_freq", 1)
-    for field in ("length", "length_test"):
-        length = _check_int(data_config, field, 1)
-        if length % sample_freq or num_frames(length, sample_freq) < 1:
-            raise ValueError(
-                f"config.data.{field}: must be a multiple of sample_freq={sample_freq} of at "
-                f"least {2 * sample_freq} (frames are steps sample_freq, 2 sample_freq, ... "
-                f"< length), got {length}"
-            )
-    dt = _get(data_config, "dt")
-    if isinstance(dt, bool) or not isinstance(dt, int | float) or not (0 < dt < math.inf):
-        raise ValueError(f"config.data.dt: must be a positive number, got {dt!r}")
-    data_dir = pathlib.Path(_get(data_config, "dir"))
+    """Check `config.data` before any work (`config.check_data_config`) and that `data.dir`
+    can be written (it is created if needed); ValueError naming the field."""
+    check_data_config(data_config)
+    data_dir = pathlib.Path(data_config["dir"])
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=data_dir):
@@ -137,11 +79,8 @@ def dataset_files(data_config: Any) -> dict[str, list[pathlib.Path]]:
     Kuramoto may write extra arrays next to these; only the listed ones define a split.
     """
     system, n = data_config["system"], data_config["num_objects"]
-    if system not in _PREFIXES:
-        raise ValueError(f"config.data.system: unknown system {system!r}; use one of {SYSTEMS}")
-    data_dir = pathlib.Path(data_config["dir"])
     return {
-        split: [data_dir / f"{p}_{split}{suffix(system, n)}.npy" for p in _PREFIXES[system]]
+        split: [file_path(data_config["dir"], p, split, system, n) for p in PREFIXES[system]]
         for split in SPLITS
         if _num_sims(data_config, split) > 0
     }
@@ -176,7 +115,7 @@ class _SplitStatus:
 
 def _split_status(data_config: Any, split: str, paths: list[pathlib.Path]) -> _SplitStatus:
     missing, mismatched = [], []
-    for path, prefix in zip(paths, _PREFIXES[data_config["system"]], strict=True):
+    for path, prefix in zip(paths, PREFIXES[data_config["system"]], strict=True):
         if not path.exists():
             missing.append(path)
             continue
@@ -190,22 +129,6 @@ def _split_status(data_config: Any, split: str, paths: list[pathlib.Path]) -> _S
             want = tuple("*" if e is None else e for e in expected)
             mismatched.append(f"{path}: shape {shape}, expected {want}")
     return _SplitStatus(not missing and not mismatched, missing, mismatched)
-
-
-def _save_atomic(path: pathlib.Path, write: Callable[[Any], None]) -> None:
-    """Write via a temporary file in the same directory, then rename: never a partial `path`."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        # mkstemp makes the file private (0600); give it the permissions open() would.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        pathlib.Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _settings(data_config: Any) -> dict[str, Any]:
@@ -304,41 +227,36 @@ def generate_dataset(
             **chunking,
         )
         for prefix, array in arrays.items():
-            path = data_dir / f"{prefix}_{split}{suffix(system, n)}.npy"
-            _save_atomic(path, lambda f, a=array: np.save(f, a))
+            atomic.save_npy(file_path(data_dir, prefix, split, system, n), array)
         print(f"{name} {split}: wrote {', '.join(sorted(arrays))} to {data_dir}")
 
     shapes = {
         p.name: list(np.load(p, mmap_mode="r").shape) for paths in files.values() for p in paths
     }
     text = json.dumps({"data": settings, "shapes": shapes}, indent=2) + "\n"
-    _save_atomic(manifest, lambda f: f.write(text.encode()))
+    atomic.write_text(manifest, text)
     return data_dir
+
+
+def ensure_dataset(data_config: Mapping, splits: tuple[str, ...] = ("train", "valid")) -> None:
+    """Generate the dataset `data_config` names unless all of `splits` are already there.
+
+    Files that are present, e.g. written by the original NRI generator, are read as they are.
+    """
+    if all(split_present(data_config, split) for split in splits):
+        return
+    print(f"dataset not found in {data_config['dir']}: generating it first", flush=True)
+    generate_dataset(data_config)
 
 
 # ----------------------------------------------------------------------------------------------
 # Command line.
 
 
-def use_all_cpu_cores() -> None:
-    """Expose one XLA host device per core, so chunks are split across cores.
-
-    XLA:CPU runs an elementwise loop on one core; with one host device per core each chunk is
-    split over the devices and all cores work (docs/benchmarks.md). Must run before JAX's first
-    computation; a no-op if the user set the device count in XLA_FLAGS.
-    """
-    if "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", ""):
-        return
-    import jax
-
-    try:
-        jax.config.update("jax_num_cpu_devices", os.cpu_count() or 1)
-    except RuntimeError:  # JAX already started: keep its devices.
-        pass
-
-
 def _main(argv: list[str], config: Any, chunk_size: int | None, progress: bool) -> None:
     from absl import app
+
+    from simulators.devices import use_all_cpu_cores
 
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")

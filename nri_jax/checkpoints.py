@@ -1,0 +1,102 @@
+"""A run's folder: orbax checkpoints, the stored config and normalisation, loading a run.
+
+`workdir/` holds `config.json` (the run's whole config), `normalisation.json` (the training
+split's min/max, reused to evaluate on other data), `checkpoints/latest/` (the last completed
+epoch, for resuming) and `checkpoints/best/` (the epoch of lowest validation score, for
+evaluation), besides the metric log (`nri_jax.metrics_log`). Orbax writes each checkpoint to
+a temporary folder and renames it when complete; the JSON files are written atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import ml_collections
+import numpy as np
+import orbax.checkpoint as ocp
+
+from nri_jax import atomic, train_state
+from nri_jax.data import Normalisation
+from nri_jax.model import NRI, make_model
+from nri_jax.sim_decoder import physics_from_config
+
+CONFIG_FILE = "config.json"
+NORMALISATION_FILE = "normalisation.json"
+# Config keys that may differ between a run and its resumption: they change how a step is
+# computed, not what the checkpoint holds.
+_FREE_MODEL_KEYS = ("messages",)
+
+
+def managers(workdir: Path) -> tuple[ocp.CheckpointManager, ocp.CheckpointManager]:
+    """(latest, best) checkpoint managers of `workdir`, one checkpoint each."""
+    return tuple(
+        ocp.CheckpointManager(
+            (workdir / "checkpoints" / name).absolute(),
+            options=ocp.CheckpointManagerOptions(max_to_keep=1, create=True),
+        )
+        for name in ("latest", "best")
+    )
+
+
+def restore(manager: ocp.CheckpointManager, target, step: int | None = None):
+    """The checkpoint at `step` (default: the newest) restored into `target`'s structure."""
+    step = manager.latest_step() if step is None else step
+    return manager.restore(step, args=ocp.args.StandardRestore(target))
+
+
+def save(manager: ocp.CheckpointManager, epoch: int, state: train_state.TrainState) -> None:
+    manager.save(epoch, args=ocp.args.StandardSave(state))
+
+
+def check_compatible(workdir: Path, config: ml_collections.ConfigDict) -> None:
+    """Refuse to resume from a checkpoint whose model or data cannot match this config."""
+    path = workdir / CONFIG_FILE
+    if not path.exists():
+        return
+    saved = json.loads(path.read_text())
+    current = json.loads(config.to_json())
+    keys = [("model", k) for k in current["model"] if k not in _FREE_MODEL_KEYS]
+    keys += [("data", "system"), ("data", "num_objects"), ("train", "mode")]
+    keys += [("train", "batch_size")]
+    for group, key in keys:
+        # A key the saved run predates had its default, which the current value may equal.
+        new = current[group][key]
+        old = saved.get(group, {}).get(key, new)
+        if old != new:
+            raise ValueError(
+                f"workdir {workdir} holds a run with config.{group}.{key}={old!r}, not {new!r}; "
+                f"use a new --workdir or the old setting"
+            )
+
+
+def write_run_files(
+    workdir: Path, config: ml_collections.ConfigDict, normalisation: Normalisation
+) -> None:
+    """Store the run's config and normalisation beside its checkpoints."""
+    atomic.write_text(workdir / CONFIG_FILE, config.to_json(indent=2))
+    atomic.write_text(workdir / NORMALISATION_FILE, normalisation.to_json())
+
+
+def load_run(
+    workdir: str | os.PathLike,
+) -> tuple[ml_collections.ConfigDict, Normalisation, NRI, train_state.TrainState, int]:
+    """(config, normalisation, model, state, epoch) of the best (else latest) checkpoint."""
+    workdir = Path(workdir)
+    config_path = workdir / CONFIG_FILE
+    if not config_path.exists():
+        raise FileNotFoundError(
+            f"{config_path} not found: --workdir must be a directory written by train.py"
+        )
+    config = ml_collections.ConfigDict(json.loads(config_path.read_text()))
+    norm = Normalisation.from_json((workdir / NORMALISATION_FILE).read_text())
+    latest, best = managers(workdir)
+    manager = best if best.latest_step() is not None else latest
+    if manager.latest_step() is None:
+        raise FileNotFoundError(f"no checkpoint in {workdir}/checkpoints: train first")
+    physics = physics_from_config(config, norm) if config.model.decoder == "sim" else None
+    model = make_model(config.model, physics)
+    example = np.zeros((2, config.data.num_objects, config.train.timesteps, norm.dims), np.float32)
+    state = restore(manager, train_state.abstract_state(model, config, example))
+    return config, norm, model, state, manager.latest_step()
