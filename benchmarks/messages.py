@@ -66,7 +66,8 @@ def main(argv):
         calls[name], results[name], compile_s = _compiled(name, x, z)
         print(f"{name:>6}: compiled in {compile_s:.1f} s")
     jax.tree.map(
-        lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6),
+        # float32 sums in another order: tolerances relative to each array's scale.
+        lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4 * np.abs(b).max()),
         results["fused"],
         results["plain"],
     )
