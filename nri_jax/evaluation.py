@@ -17,6 +17,11 @@ Per batch (`_batch_fn`):
 Fixed graphs (config.model.graph 'true' / 'full'): the decoder is given the true graph or the
 full one instead of the sampled edges; edge accuracy, KL and the permutation still come from
 the encoder's logits, which that training ignores, so they mean nothing there (about chance).
+
+Baselines (`nri_jax.baselines`): the predictors (Static, the LSTMs) get the same NLL, one-step
+MSE and Table 2 protocol (`_predictor_batch_fn`: the LSTMs burn in on the true frames 0..49);
+the correlation baselines' edge accuracy is taken with the cut chosen on the validation split
+(`_correlation_result`).
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from nri_jax import atomic, checkpoints, losses, metrics
+from nri_jax import atomic, baselines, checkpoints, losses, metrics
 from nri_jax.data import Split, load_dataset
 from nri_jax.model import NRI, fixed_edges
 
@@ -51,8 +56,8 @@ def per_sample_metrics(logits, probs, preds, target, labels, var, log_prior=None
     """
     num_objects = target.shape[1]
     return {
-        "nll": losses.nll_gaussian_per_sample(preds, target, var),
-        "kl": losses.kl_categorical_per_sample(probs, num_objects, log_prior),
+        "nll": losses.nll_gaussian(preds, target, var, per_sample=True),
+        "kl": losses.kl_categorical(probs, num_objects, log_prior, per_sample=True),
         "mse": jnp.mean((preds - target) ** 2, axis=(1, 2, 3)),
         "accuracy": jnp.mean(jnp.argmax(logits, -1) == labels, axis=-1),
     }
@@ -122,6 +127,41 @@ def _batch_fn(
     return jax.jit(batch)
 
 
+def _predictor_batch_fn(
+    model, config: ml_collections.ConfigDict, features: jax.Array, horizon: int = 0
+) -> Callable:
+    """`_batch_fn` for a baseline predictor: a `RecurrentBaseline`, or None for Static."""
+    timesteps, var = config.train.timesteps, config.train.var
+
+    def batch(variables, index, mask, key):
+        del key
+        x = features[index]
+        x_dec = x[:, :, -timesteps:]
+        if model is None:  # Static: x_{t+1} = x_t
+            preds = x_dec[:, :, :-1]
+        else:
+            preds = model.apply(variables, x_dec, train=False, prediction_steps=1)["preds"]
+        target = x_dec[:, :, 1:]
+        sums = {
+            "nll": jnp.sum(losses.nll_gaussian(preds, target, var, per_sample=True) * mask),
+            "mse": jnp.sum(jnp.mean((preds - target) ** 2, axis=(1, 2, 3)) * mask),
+            "count": jnp.sum(mask),
+        }
+        if not horizon:
+            return sums, None
+        if model is None:
+            future = jnp.repeat(x[:, :, timesteps : timesteps + 1], horizon, axis=2)
+        else:
+            window = x[:, :, : timesteps + horizon + 1]
+            future = model.apply(variables, window, timesteps, method="rollout")[:, :, timesteps:]
+        target = x[:, :, timesteps + 1 : timesteps + horizon + 1]
+        mse_steps = jnp.mean((future - target) ** 2, axis=(1, 3))  # [batch, horizon]
+        sums["mse_per_step"] = jnp.sum(mse_steps * mask[:, None], axis=0)
+        return sums, (future, None)
+
+    return jax.jit(batch)
+
+
 def _run(batch, variables, num: int, batch_size: int, key: jax.Array):
     """The one loop: sum `batch` over the split's padded batches; (totals, first extras).
 
@@ -134,32 +174,38 @@ def _run(batch, variables, num: int, batch_size: int, key: jax.Array):
         total = sums if total is None else jax.tree.map(jnp.add, total, sums)
         if first is None:
             first = (index[i], extras)
-    accuracy_perm, perm = metrics.best_permutation(total.pop("confusion"))
+    confusion = total.pop("confusion", None)
     host = jax.device_get(total)
     count = float(host.pop("count"))
     means = {name: np.asarray(value) / count for name, value in host.items()}
-    means["accuracy_perm"] = float(accuracy_perm)
-    means["permutation"] = [int(p) for p in jax.device_get(perm)]
+    if confusion is not None:
+        accuracy_perm, perm = metrics.best_permutation(confusion)
+        means["accuracy_perm"] = float(accuracy_perm)
+        means["permutation"] = [int(p) for p in jax.device_get(perm)]
     means["count"] = int(count)
     return means, first
 
 
 def make_validation(
-    model: NRI, config: ml_collections.ConfigDict, split: Split
+    model: NRI | baselines.RecurrentBaseline, config: ml_collections.ConfigDict, split: Split
 ) -> Callable[..., dict[str, float]]:
-    """The validation pass: `(params, batch_stats) -> {nll, kl, mse, accuracy, accuracy_perm}`.
+    """The validation pass: `(params, batch_stats) -> {nll, kl, mse, accuracy, accuracy_perm}`
+    ({nll, mse} for a baseline predictor).
 
     One compiled batch function; the split's first `timesteps` frames stay on the device.
     """
     features = jnp.asarray(split.features[:, :, : config.train.timesteps])
-    batch = _batch_fn(model, config, features, jnp.asarray(split.labels))
+    if isinstance(model, NRI):
+        batch = _batch_fn(model, config, features, jnp.asarray(split.labels))
+    else:
+        batch = _predictor_batch_fn(model, config, features)
     key = jax.random.key(config.seed + 1)
 
     def validate(params, batch_stats) -> dict[str, float]:
         variables = {"params": params, "batch_stats": batch_stats}
         means, _ = _run(batch, variables, len(split.labels), config.eval.batch_size, key)
         names = ("nll", "kl", "mse", "accuracy", "accuracy_perm")
-        return {name: float(means[name]) for name in names}
+        return {name: float(means[name]) for name in names if name in means}
 
     return validate
 
@@ -177,7 +223,13 @@ def evaluate(
     `data_dir` evaluates another dataset's test split with the run's normalisation.
     """
     workdir = Path(workdir)
-    config, norm, model, state, epoch = checkpoints.load_run(workdir)
+    config, norm = checkpoints.load_config(workdir)
+    baseline = config.model.get("baseline", "none")
+    if baseline in ("static", "corr_path"):  # no parameters, no checkpoint
+        model, variables, epoch = None, {}, None
+    else:
+        config, norm, model, state, epoch = checkpoints.load_run(workdir)
+        variables = {"params": state.params, "batch_stats": state.batch_stats}
     data_config = ml_collections.ConfigDict(config.data.to_dict())
     if data_dir is not None:
         data_config.dir = data_dir
@@ -185,6 +237,10 @@ def evaluate(
         data_config, config.model.edge_types, splits=("test",), normalisation=norm
     )
     test = splits["test"]
+    if baseline in baselines.CORRELATION:
+        result = _correlation_result(config, norm, model, variables, test)
+        result.update(checkpoint_epoch=epoch, data_dir=str(data_config.dir), baseline=baseline)
+        return _write(result, workdir, output)
     timesteps, horizon = config.train.timesteps, config.eval.prediction_steps
     frames = test.features.shape[2]
     if frames < timesteps + horizon + 1:
@@ -198,6 +254,22 @@ def evaluate(
         raise ValueError(
             "--dynamic_graph re-runs the encoder: it needs config.model.graph='learned'"
         )
+    if baseline != "none":
+        if dynamic_graph:
+            raise ValueError("--dynamic_graph re-runs NRI's encoder: baselines have none")
+        batch = _predictor_batch_fn(model, config, jnp.asarray(test.features), horizon)
+        key = jax.random.key(config.seed + 2)
+        means, _ = _run(batch, variables, len(test.labels), config.eval.batch_size, key)
+        result = {
+            "nll": float(means["nll"]),
+            "mse_one_step": float(means["mse"]),
+            "mse_per_step": [float(v) for v in means["mse_per_step"]],
+            "num_test": means["count"],
+            "checkpoint_epoch": epoch,
+            "data_dir": str(data_config.dir),
+            "baseline": baseline,
+        }
+        return _write(result, workdir, output)
     batch = _batch_fn(
         model,
         config,
@@ -206,7 +278,6 @@ def evaluate(
         horizon=horizon,
         dynamic_graph=dynamic_graph,
     )
-    variables = {"params": state.params, "batch_stats": state.batch_stats}
     key = jax.random.key(config.seed + 2)
     means, (first_index, (future, edges)) = _run(
         batch, variables, len(test.labels), config.eval.batch_size, key
@@ -225,9 +296,7 @@ def evaluate(
         "data_dir": str(data_config.dir),
         "dynamic_graph": dynamic_graph,
     }
-    out_path = Path(output) if output else workdir / "eval.json"
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    atomic.write_text(out_path, json.dumps(result, indent=2) + "\n")
+    _write(result, workdir, output)
     if plots:
         from nri_jax import plots as plots_lib
 
@@ -245,17 +314,68 @@ def evaluate(
     return result
 
 
+def _write(result: dict, workdir: Path, output: str | None) -> dict:
+    out_path = Path(output) if output else workdir / "eval.json"
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    atomic.write_text(out_path, json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def _correlation_vectors(config, model, variables, features: np.ndarray) -> np.ndarray:
+    """Per object, what Corr. (path) / (LSTM) correlates: `[S, N, F]`."""
+    frames = features[:, :, : config.train.timesteps]
+    if model is None:  # Corr. (path): the trajectory itself, flattened over time and dims
+        return frames.reshape(frames.shape[0], frames.shape[1], -1)
+    final = jax.jit(lambda v, x: model.apply(v, x, method="final_hidden"))
+    index, _ = padded_batches(len(frames), config.eval.batch_size)
+    hidden = [np.asarray(final(variables, jnp.asarray(frames[i]))) for i in index]
+    return np.concatenate(hidden)[: len(frames)]
+
+
+def _correlation_result(config, norm, model, variables, test: Split) -> dict:
+    """Edge accuracy of a correlation baseline on `test`, its cut fitted on the validation
+    split of the run's own dataset (with the run's normalisation)."""
+    splits, _ = load_dataset(config.data, config.model.edge_types, ("valid",), norm)
+    valid = splits["valid"]
+    valid_scores = baselines.correlation_scores(
+        _correlation_vectors(config, model, variables, valid.features)
+    )
+    fit = baselines.fit_threshold(valid_scores, valid.labels)
+    scores = baselines.correlation_scores(
+        _correlation_vectors(config, model, variables, test.features)
+    )
+    accuracy = float(np.mean(baselines.predict_edges(scores, fit) == test.labels))
+    # The cut fixes which side is type 1, so no relabelling is left to choose.
+    return {
+        "edge_accuracy": accuracy,
+        "edge_accuracy_raw": accuracy,
+        "threshold": fit,
+        "num_test": len(test.labels),
+    }
+
+
 def format_table(result: dict) -> str:
     """eval.json as the few lines eval.py prints."""
-    steps = result["mse_per_step"]
-    lines = [
-        f"edge accuracy      {100 * result['edge_accuracy']:.2f}% (best permutation "
-        f"{result['edge_type_permutation']}), raw {100 * result['edge_accuracy_raw']:.2f}%",
-        f"NLL                {result['nll']:.6g}",
-        f"KL                 {result['kl']:.6g}",
-        "MSE at step        "
-        + "  ".join(f"{i}: {steps[i - 1]:.3e}" for i in (1, 10, 20) if i <= len(steps)),
-        f"test samples       {result['num_test']} "
-        f"(checkpoint of epoch {result['checkpoint_epoch']})",
-    ]
+    lines = []
+    if "edge_accuracy" in result:
+        line = f"edge accuracy      {100 * result['edge_accuracy']:.2f}%"
+        if "edge_type_permutation" in result:
+            line += (
+                f" (best permutation {result['edge_type_permutation']}), "
+                f"raw {100 * result['edge_accuracy_raw']:.2f}%"
+            )
+        lines.append(line)
+    if "nll" in result:
+        lines.append(f"NLL                {result['nll']:.6g}")
+    if "kl" in result:
+        lines.append(f"KL                 {result['kl']:.6g}")
+    if "mse_per_step" in result:
+        steps = result["mse_per_step"]
+        lines.append(
+            "MSE at step        "
+            + "  ".join(f"{i}: {steps[i - 1]:.3e}" for i in (1, 10, 20) if i <= len(steps))
+        )
+    epoch = result.get("checkpoint_epoch")
+    checkpoint = "no parameters" if epoch is None else f"checkpoint of epoch {epoch}"
+    lines.append(f"test samples       {result['num_test']} ({checkpoint})")
     return "\n".join(lines)

@@ -1,9 +1,9 @@
 """The ELBO's terms (eqs. 18-19), the priors and the supervised cross-entropy.
 
-NLL and KL are defined once, per sample: each is a sum over the sample divided by its number
-of objects N. Their means over a batch are the original's figures (a sum divided by
-batch * N), which the training loss uses; validation and evaluation sum the per-sample values
-over a whole split, so a last, partial batch weighs what it holds.
+NLL and KL are each defined once, with two reductions: over the batch, the original's sum
+divided by batch * N (the training loss, computed in the original's order), and per sample,
+each sample's sum divided by N, whose mean is the batch figure: validation and evaluation sum
+the per-sample values over a whole split, so a last, partial batch weighs what it holds.
 """
 
 from __future__ import annotations
@@ -17,39 +17,40 @@ from nri_jax.config import PRIORS
 _EPS = 1e-16
 
 
-def nll_gaussian_per_sample(preds: jax.Array, target: jax.Array, variance: float) -> jax.Array:
-    """-log p(x|z) up to a constant (eq. 18), per sample: sum (pred - target)^2 / (2 var) / N.
-
-    preds, target: `[batch, objects, time, dims]`; a fixed variance sigma^2. Returns `[batch]`.
-    """
-    num_objects = target.shape[1]
-    return jnp.sum((preds - target) ** 2, axis=(1, 2, 3)) / (2 * variance) / num_objects
-
-
-def kl_categorical_per_sample(
-    probs: jax.Array, num_objects: int, log_prior: jax.Array | None = None
+def nll_gaussian(
+    preds: jax.Array, target: jax.Array, variance: float, per_sample: bool = False
 ) -> jax.Array:
-    """KL[q || p] per sample (eq. 19): sum p (log p - log prior) / N, `[batch]`.
+    """-log p(x|z) up to a constant (eq. 18): sum (pred - target)^2 / (2 var) / (B N).
+
+    preds, target: `[batch, objects, time, dims]`; a fixed variance sigma^2. per_sample=True
+    returns `[batch]`, each sample's sum / N (their mean is the batch figure).
+    """
+    batch, num_objects = target.shape[:2]
+    terms = (preds - target) ** 2 / (2 * variance)
+    if per_sample:
+        return jnp.sum(terms, axis=(1, 2, 3)) / num_objects
+    return jnp.sum(terms) / (batch * num_objects)
+
+
+def kl_categorical(
+    probs: jax.Array,
+    num_objects: int,
+    log_prior: jax.Array | None = None,
+    per_sample: bool = False,
+) -> jax.Array:
+    """KL[q || p] (eq. 19): sum p (log p - log prior) / (B N).
 
     probs: q(z|x) `[batch, edges, K]`. With `log_prior` None (the uniform prior) the constant
-    log K is left out, as the original does: sum p log p / N.
+    log K is left out, as the original does: sum p log p / (B N). per_sample=True returns
+    `[batch]`, each sample's sum / N.
     """
     log_q = jnp.log(probs + _EPS)
     if log_prior is not None:
         log_q = log_q - log_prior
-    return jnp.sum(probs * log_q, axis=(1, 2)) / num_objects
-
-
-def nll_gaussian(preds: jax.Array, target: jax.Array, variance: float) -> jax.Array:
-    """The batch mean of `nll_gaussian_per_sample`: sum (pred - target)^2 / (2 var) / (B N)."""
-    return jnp.mean(nll_gaussian_per_sample(preds, target, variance))
-
-
-def kl_categorical(
-    probs: jax.Array, num_objects: int, log_prior: jax.Array | None = None
-) -> jax.Array:
-    """The batch mean of `kl_categorical_per_sample`: sum p (log p - log prior) / (B N)."""
-    return jnp.mean(kl_categorical_per_sample(probs, num_objects, log_prior))
+    terms = probs * log_q
+    if per_sample:
+        return jnp.sum(terms, axis=(1, 2)) / num_objects
+    return jnp.sum(terms) / (num_objects * probs.shape[0])
 
 
 def sparse_log_prior(edge_types: int, p_non_edge: float = 0.91) -> jax.Array:

@@ -43,6 +43,9 @@ def test_nll_gaussian_by_hand():
     target = jnp.zeros_like(preds)
     # (1 + 4 + 9 + 0) / (2 * 0.5) / (2 * 2) = 3.5
     np.testing.assert_allclose(losses.nll_gaussian(preds, target, 0.5), 3.5)
+    # Per sample: (1 + 4) / 1 / 2 = 2.5 and (9 + 0) / 1 / 2 = 4.5; their mean is the batch's.
+    per_sample = losses.nll_gaussian(preds, target, 0.5, per_sample=True)
+    np.testing.assert_allclose(per_sample, [2.5, 4.5])
 
 
 def test_kl_terms_by_hand():
@@ -54,6 +57,12 @@ def test_kl_terms_by_hand():
     # Edge 1: 0.5 (log 0.5 - log 0.91) + 0.5 (log 0.5 - log 0.09) = 0.557981;
     # edge 2: 1 * (log 1 - log 0.91) = 0.094311. Sum 0.652292, / (N=2 * B=1).
     np.testing.assert_allclose(losses.kl_categorical(probs, 2, prior), 0.326146, rtol=1e-5)
+    # A second sample [[0, 1], [0.5, 0.5]]: 1 * (log 1 - log 0.09) = 2.407946, plus 0.557981
+    # for the other edge; 2.965927 / N=2.
+    two = jnp.concatenate([probs, probs[:, ::-1, ::-1]])  # [B=2, E=2, K=2]
+    per_sample = losses.kl_categorical(two, 2, prior, per_sample=True)
+    np.testing.assert_allclose(per_sample, [0.326146, 1.4829635], rtol=1e-5)
+    np.testing.assert_allclose(losses.kl_categorical(two, 2, prior), per_sample.mean(), rtol=1e-6)
 
 
 def test_sparse_prior_for_four_types():
