@@ -79,18 +79,24 @@ def write_run_files(
     atomic.write_text(workdir / NORMALISATION_FILE, normalisation.to_json())
 
 
-def load_run(
-    workdir: str | os.PathLike,
-) -> tuple[ml_collections.ConfigDict, Normalisation, NRI, train_state.TrainState, int]:
-    """(config, normalisation, model, state, epoch) of the best (else latest) checkpoint."""
-    workdir = Path(workdir)
-    config_path = workdir / CONFIG_FILE
+def load_config(workdir: str | os.PathLike) -> tuple[ml_collections.ConfigDict, Normalisation]:
+    """The stored config and normalisation of the run in `workdir`."""
+    config_path = Path(workdir) / CONFIG_FILE
     if not config_path.exists():
         raise FileNotFoundError(
             f"{config_path} not found: --workdir must be a directory written by train.py"
         )
     config = ml_collections.ConfigDict(json.loads(config_path.read_text()))
-    norm = Normalisation.from_json((workdir / NORMALISATION_FILE).read_text())
+    norm = Normalisation.from_json((Path(workdir) / NORMALISATION_FILE).read_text())
+    return config, norm
+
+
+def load_run(
+    workdir: str | os.PathLike,
+) -> tuple[ml_collections.ConfigDict, Normalisation, NRI, train_state.TrainState, int]:
+    """(config, normalisation, model, state, epoch) of the best (else latest) checkpoint."""
+    workdir = Path(workdir)
+    config, norm = load_config(workdir)
     latest, best = managers(workdir)
     manager = best if best.latest_step() is not None else latest
     if manager.latest_step() is None:

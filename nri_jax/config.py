@@ -55,6 +55,9 @@ def base_config(system: str) -> ml_collections.ConfigDict:
 
     # Model.
     config.model = model = ml_collections.ConfigDict()
+    # The paper's baselines in place of NRI (nri_jax/baselines.py): none (NRI) | static |
+    # lstm_single | lstm_joint | corr_path | corr_lstm. The LSTMs use model.hidden (H).
+    model.baseline = "none"
     model.encoder = "mlp"  # mlp | cnn
     model.decoder = "mlp"  # mlp | rnn | sim
     model.graph = "learned"  # learned | true | full
@@ -207,6 +210,11 @@ def check_config(config: ml_collections.ConfigDict, num_devices: int | None = No
             f"config.train.timesteps={train.timesteps}"
         )
     _check_sim_decoder(config)
+    if model.get("baseline", "none") != "none" and train.mode != "unsupervised":
+        raise ValueError(
+            f"config.model.baseline={model.baseline!r} trains on the NLL alone: "
+            f"config.train.mode must be 'unsupervised', not {train.mode!r}"
+        )
     if num_devices is None:
         import jax
 

@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from nri_jax.baselines import BASELINES, RECURRENT, RecurrentBaseline
 from nri_jax.decoders import IMPLEMENTATIONS, MLPDecoder, RNNDecoder
 from nri_jax.encoders import CNNEncoder, MLPEncoder
 from nri_jax.gumbel import gumbel_softmax
@@ -32,6 +33,7 @@ ENCODERS = ("mlp", "cnn")
 DECODERS = ("mlp", "rnn", "sim")
 GRAPHS = ("learned", "true", "full")
 MESSAGES = ("auto", *IMPLEMENTATIONS)
+BASELINE_NAMES = ("none", *BASELINES)  # config.model.baseline; 'none' is NRI
 
 
 class NRI(nn.Module):
@@ -212,15 +214,29 @@ def check_model_names(model_config: Mapping) -> None:
     _check_choice("decoder", model_config["decoder"], DECODERS)
     _check_choice("graph", model_config.get("graph", "learned"), GRAPHS)
     _check_choice("messages", model_config.get("messages", "auto"), MESSAGES)
+    _check_choice("baseline", model_config.get("baseline", "none"), BASELINE_NAMES)
 
 
-def make_model(model_config: Mapping, physics: SimPhysics | None = None) -> NRI:
+def make_model(
+    model_config: Mapping, physics: SimPhysics | None = None
+) -> NRI | RecurrentBaseline | None:
     """NRI from `config.model` (see `nri_jax/config.py`); ValueError on unknown names.
 
     The 'sim' decoder needs `physics` (`sim_decoder.physics_from_config(config, norm)`, which
-    holds the data's normalisation); without it the model builds but decoding raises.
+    holds the data's normalisation); without it the model builds but decoding raises. With
+    `model.baseline` set, the baseline instead (`nri_jax.baselines`): the LSTM for the
+    recurrent ones, None for those without parameters (Static, Corr. (path)).
     """
     check_model_names(model_config)
+    baseline = model_config.get("baseline", "none")
+    if baseline in RECURRENT:
+        return RecurrentBaseline(
+            hidden=model_config["hidden"],
+            joint=baseline == "lstm_joint",
+            dropout=model_config["dropout"],
+        )
+    if baseline != "none":
+        return None
     messages = model_config.get("messages", "auto")
     return NRI(
         encoder=model_config["encoder"],

@@ -124,11 +124,11 @@ def _force_fn(physics: SimPhysics):
         return lambda x, w: springs.force(x, w)
     if physics.softening == 0.0:
         return lambda x, w: charged.force(x, w)
+    # Softened Coulomb: the generator's law at the squared distance r^2 + eps^2.
     eps2 = physics.softening**2
 
     def radial(d2):
-        inv_r = jax.lax.rsqrt(d2 + eps2)
-        return charged.INTERACTION_STRENGTH * inv_r * inv_r * inv_r
+        return charged.radial(d2 + eps2, charged.INTERACTION_STRENGTH)
 
     return lambda x, w: particles.pairwise_force(x, w, radial)
 

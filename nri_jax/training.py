@@ -62,9 +62,11 @@ def make_train_step(
             rngs={"gumbel": gumbel_key, "dropout": dropout_key},
             mutable=["batch_stats"],
         )
-        logits, probs, preds = out["logits"], out["probs"], out["preds"]
-        target = inputs[:, :, 1:, :]
+        preds, target = out["preds"], inputs[:, :, 1:, :]
         nll = losses.nll_gaussian(preds, target, train_cfg.var)  # eq. 18
+        if "logits" not in out:  # a baseline predictor (nri_jax/baselines.py): the NLL alone
+            return nll, (updates, None, preds, target, nll, None)
+        logits, probs = out["logits"], out["probs"]
         kl = losses.kl_categorical(probs, inputs.shape[1], prior)  # eq. 19
         if supervised:
             loss = losses.edge_cross_entropy(logits, labels)
@@ -88,15 +90,16 @@ def make_train_step(
         metrics = {
             "loss": loss * batch,
             "nll": nll * batch,
-            "kl": kl * batch,
             "mse": jnp.mean((preds - target) ** 2) * batch,
-            "accuracy": jnp.mean(jnp.argmax(logits, -1) == batch_labels) * batch,
             "count": jnp.asarray(batch, jnp.float32),
         }
+        if logits is not None:
+            metrics["kl"] = kl * batch
+            metrics["accuracy"] = jnp.mean(jnp.argmax(logits, -1) == batch_labels) * batch
         new_state = state.replace(
             step=state.step + 1,
             params=params,
-            batch_stats=updates["batch_stats"],
+            batch_stats=updates.get("batch_stats", state.batch_stats),
             opt_state=opt_state,
         )
         return new_state, metrics
@@ -110,6 +113,22 @@ def selection_score(config: ml_collections.ConfigDict, valid_metrics: Mapping[st
     if config.train.mode == "supervised":
         return 1.0 - valid_metrics["accuracy"]
     return valid_metrics["nll"]
+
+
+def _epoch_line(epoch: int, metrics: Mapping[str, float], improved: bool) -> str:
+    """The line printed after each epoch (edge figures only for models with an encoder)."""
+    train = f"train nll {metrics['train_nll']:.4g}"
+    valid = f"valid nll {metrics['valid_nll']:.4g}"
+    if "train_accuracy" in metrics:
+        train += f" kl {metrics['train_kl']:.4g} acc {metrics['train_accuracy']:.4f}"
+        valid += (
+            f" acc {metrics['valid_accuracy']:.4f} "
+            f"(best perm. {metrics['valid_accuracy_perm']:.4f})"
+        )
+    else:
+        valid += f" mse {metrics['valid_mse']:.4g}"
+    mark = " *" if improved else ""
+    return f"epoch {epoch:4d} | {train} | {valid}{mark} | {metrics['time']:.1f}s"
 
 
 def _average(sums: Mapping[str, jax.Array]) -> dict[str, float]:
@@ -143,6 +162,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
     if config.model.decoder == "sim":
         physics = sim_decoder.physics_from_config(config, norm)
     model = make_model(config.model, physics)
+    if model is None:
+        print(
+            f"config.model.baseline={config.model.baseline!r} has no parameters: nothing to "
+            f"train; eval.py --workdir {workdir} evaluates it",
+            flush=True,
+        )
+        return {}
     example = train_split.features[:2, :, : config.train.timesteps]
     state, tx = init_state(model, config, example, steps_per_epoch)
 
@@ -196,14 +222,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
             checkpoints.save(latest, epoch + 1, state)
             if improved:
                 checkpoints.save(best, epoch + 1, state)
-            print(
-                f"epoch {epoch + 1:4d} | train nll {metrics['train_nll']:.4g} "
-                f"kl {metrics['train_kl']:.4g} acc {metrics['train_accuracy']:.4f} | "
-                f"valid nll {metrics['valid_nll']:.4g} acc {metrics['valid_accuracy']:.4f} "
-                f"(best perm. {metrics['valid_accuracy_perm']:.4f})"
-                f"{' *' if improved else ''} | {metrics['time']:.1f}s",
-                flush=True,
-            )
+            print(_epoch_line(epoch + 1, metrics, improved), flush=True)
     finally:
         latest.wait_until_finished()
         best.wait_until_finished()
