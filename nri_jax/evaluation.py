@@ -85,7 +85,10 @@ def _batch_fn(
 
     def batch(variables, index, mask, key):
         x, y = features[index], labels[index]
-        sample_key, rollout_key = jax.random.split(key)
+        # Validation samples z with the batch's key itself; the test protocol splits it, one
+        # half for the dynamic graph's rollout (the draws of earlier versions, so that a run
+        # repeated after an upgrade picks the same best checkpoint).
+        sample_key, rollout_key = jax.random.split(key) if horizon else (key, None)
         logits = model.apply(variables, x[:, :, :timesteps], method="encode")
         probs = jax.nn.softmax(logits, -1)
         if graph == "learned":
@@ -177,7 +180,7 @@ def _run(batch, variables, num: int, batch_size: int, key: jax.Array):
     confusion = total.pop("confusion", None)
     host = jax.device_get(total)
     count = float(host.pop("count"))
-    means = {name: np.asarray(value) / count for name, value in host.items()}
+    means = {name: np.asarray(value, np.float64) / count for name, value in host.items()}
     if confusion is not None:
         accuracy_perm, perm = metrics.best_permutation(confusion)
         means["accuracy_perm"] = float(accuracy_perm)
