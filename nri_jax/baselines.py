@@ -25,29 +25,18 @@ correlation baselines).
 
 from __future__ import annotations
 
-import math
-
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from nri_jax.graph import fully_connected
-from nri_jax.layers import encoder_dense
+from nri_jax.layers import encoder_dense, torch_bias_init
 
 BASELINES = ("static", "lstm_single", "lstm_joint", "corr_path", "corr_lstm")
 RECURRENT = ("lstm_single", "lstm_joint", "corr_lstm")  # the baselines with parameters
 CORRELATION = ("corr_path", "corr_lstm")
 TRANSFORMS = ("signed", "negated", "absolute")
-
-
-def _torch_lstm_init(hidden: int) -> jax.nn.initializers.Initializer:
-    bound = 1.0 / math.sqrt(hidden)
-
-    def init(key, shape, dtype=jnp.float32):
-        return jax.random.uniform(key, shape, dtype, -bound, bound)
-
-    return init
 
 
 class _RecurrentStep(nn.Module):
@@ -75,7 +64,7 @@ class _RecurrentStep(nn.Module):
         if self.joint:  # all objects' vectors into one LSTM
             h = h.reshape(batch, num_objects * self.hidden)
         width = h.shape[-1]
-        init = _torch_lstm_init(width)
+        init = torch_bias_init(width)  # PyTorch's LSTM init: U(-1/sqrt(H), 1/sqrt(H))
         new_carries = []
         for layer, layer_carry in enumerate(lstm_carries):
             cell = nn.OptimizedLSTMCell(
@@ -150,7 +139,10 @@ class RecurrentBaseline(nn.Module):
         return self(inputs, train=False, burn_in_steps=burn_in_steps)["preds"]
 
     def final_hidden(self, inputs: jax.Array) -> jax.Array:
-        """The top LSTM layer's output after the last step, teacher-forced: `[B, N, H]`."""
+        """The top LSTM layer's output after the last step, teacher-forced: `[B, N, H]`.
+
+        The steps read frames 0..T - 2 (each predicts the next), so frame T - 1 is not read.
+        """
         if self.joint:
             raise ValueError("Corr. (LSTM) needs per-object states: the single LSTM")
         return self(inputs, train=False, prediction_steps=1)["hidden"]

@@ -18,6 +18,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from nri_jax import atomic, train_state
+from nri_jax.config import base_config
 from nri_jax.data import Normalisation
 from nri_jax.model import NRI, make_model
 from nri_jax.sim_decoder import physics_from_config
@@ -57,13 +58,14 @@ def check_compatible(workdir: Path, config: ml_collections.ConfigDict) -> None:
         return
     saved = json.loads(path.read_text())
     current = json.loads(config.to_json())
+    # A key the saved run predates had its default then (e.g. model.baseline = 'none').
+    defaults = json.loads(base_config(current["data"]["system"]).to_json())
     keys = [("model", k) for k in current["model"] if k not in _FREE_MODEL_KEYS]
     keys += [("data", "system"), ("data", "num_objects"), ("train", "mode")]
     keys += [("train", "batch_size")]
     for group, key in keys:
-        # A key the saved run predates had its default, which the current value may equal.
         new = current[group][key]
-        old = saved.get(group, {}).get(key, new)
+        old = saved.get(group, {}).get(key, defaults[group].get(key, new))
         if old != new:
             raise ValueError(
                 f"workdir {workdir} holds a run with config.{group}.{key}={old!r}, not {new!r}; "

@@ -112,7 +112,8 @@ PRIORS = ("uniform", "sparse")
 KURAMOTO_FEATURES = ("successors", "phase")
 
 
-def _choice(name: str, value: Any, allowed: tuple) -> None:
+def choice(name: str, value: Any, allowed: tuple) -> None:
+    """One-line ValueError unless `value` (config key `name`) is one of `allowed`."""
     if value not in allowed:
         raise ValueError(f"config.{name}={value!r} is not one of {', '.join(map(repr, allowed))}")
 
@@ -138,8 +139,8 @@ def check_data_config(data: Mapping) -> None:
     for field in ("system", "num_objects", "num_train", "num_valid", "num_test", "seed", "dir"):
         if field not in data:
             raise ValueError(f"config.data.{field}: missing")
-    _choice("data.system", data["system"], SYSTEMS)
-    _choice("data.features", data.get("features", "successors"), KURAMOTO_FEATURES)
+    choice("data.system", data["system"], SYSTEMS)
+    choice("data.features", data.get("features", "successors"), KURAMOTO_FEATURES)
     _integer("data.num_objects", data["num_objects"], 2)
     for split in ("train", "valid", "test"):
         _integer(f"data.num_{split}", data[f"num_{split}"], 0)
@@ -190,9 +191,9 @@ def check_config(config: ml_collections.ConfigDict, num_devices: int | None = No
             f"config.data.num_train={config.data.num_train}, num_valid={config.data.num_valid}: "
             "training needs both splits (0 only generates or evaluates other splits)"
         )
-    _choice("model.prior", model.prior, PRIORS)
-    _choice("train.mode", train.mode, MODES)
-    _choice("train.lr_schedule", train.get("lr_schedule", "step"), LR_SCHEDULES)
+    choice("model.prior", model.prior, PRIORS)
+    choice("train.mode", train.mode, MODES)
+    choice("train.lr_schedule", train.get("lr_schedule", "step"), LR_SCHEDULES)
     _integer("model.edge_types", model.edge_types, 2)
     _integer("model.hidden", model.hidden, 1)
     _integer("model.decoder_hidden", model.decoder_hidden, 1)
@@ -200,6 +201,8 @@ def check_config(config: ml_collections.ConfigDict, num_devices: int | None = No
     _integer("train.batch_size", train.batch_size, 1)
     _integer("train.prediction_steps", train.prediction_steps, 1)
     _integer("train.timesteps", train.timesteps, 2)
+    _integer("eval.prediction_steps", config.eval.prediction_steps, 1)
+    _integer("eval.batch_size", config.eval.batch_size, 1)
     _at_least("train.temperature", train.temperature, 1e-6)
     _at_least("train.var", train.var, 1e-12)
     if not 0.0 <= model.dropout < 1.0:

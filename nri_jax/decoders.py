@@ -261,9 +261,9 @@ class RNNDecoder(nn.Module):
     """Recurrent GNN decoder (section 3.5): a GRU over message passing on hidden states.
 
     The input at step t is the true frame t for t <= burn_in_steps and the previous prediction
-    after, as the original's `step <= burn_in_steps` (training: burn_in_steps = T - M, so the
-    last M - 1 inputs are the decoder's own; evaluation: burn_in_steps = 49, so the free run
-    starts from true frame 49). With prediction_steps = M given, the
+    after, as the original's `step <= burn_in_steps` (training: burn_in_steps = T - M, so of
+    the T - 1 inputs the last M - 2 are the decoder's own; evaluation: burn_in_steps = 49, so
+    the free run starts from true frame 49). With prediction_steps = M given, the
     true frame is also fed at every step t divisible by M, the hidden state carried through
     (the original's mode without burn-in; M = 1 is teacher forcing). edges are `[B, E, K]`, or
     per step `[B, T - 1, E, K]` for a graph that changes over time (section 5.2).

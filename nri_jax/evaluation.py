@@ -228,6 +228,11 @@ def evaluate(
     workdir = Path(workdir)
     config, norm = checkpoints.load_config(workdir)
     baseline = config.model.get("baseline", "none")
+    if baseline != "none" and (plots or dynamic_graph):
+        flag = "--plots" if plots else "--dynamic_graph"
+        raise ValueError(
+            f"{flag} needs NRI's inferred graphs; config.model.baseline={baseline!r} has none"
+        )
     if baseline in ("static", "corr_path"):  # no parameters, no checkpoint
         model, variables, epoch = None, {}, None
     else:
@@ -258,8 +263,6 @@ def evaluate(
             "--dynamic_graph re-runs the encoder: it needs config.model.graph='learned'"
         )
     if baseline != "none":
-        if dynamic_graph:
-            raise ValueError("--dynamic_graph re-runs NRI's encoder: baselines have none")
         batch = _predictor_batch_fn(model, config, jnp.asarray(test.features), horizon)
         key = jax.random.key(config.seed + 2)
         means, _ = _run(batch, variables, len(test.labels), config.eval.batch_size, key)

@@ -30,7 +30,7 @@ import numpy as np
 
 from nri_jax import atomic
 from nri_jax.config import check_data_config, num_frames
-from nri_jax.original_format import PREFIXES, SPLITS, file_path, split_present
+from nri_jax.original_format import PREFIXES, SPLITS, file_path, split_files, split_present
 
 # Fields that, with system and dt, determine the data (`dir` is where it lives).
 _SETTINGS = (
@@ -78,9 +78,8 @@ def dataset_files(data_config: Any) -> dict[str, list[pathlib.Path]]:
 
     Kuramoto may write extra arrays next to these; only the listed ones define a split.
     """
-    system, n = data_config["system"], data_config["num_objects"]
     return {
-        split: [file_path(data_config["dir"], p, split, system, n) for p in PREFIXES[system]]
+        split: split_files(data_config, split)
         for split in SPLITS
         if _num_sims(data_config, split) > 0
     }
@@ -164,7 +163,7 @@ def generate_dataset(
       ValueError: invalid config, or files in `data.dir` that do not match it.
     """
     validate_data_config(data_config)
-    import jax  # After validation: bad input fails fast, without starting JAX.
+    import jax  # After validation: bad input fails before any computation.
 
     settings = _settings(data_config)
     system, n = settings["system"], settings["num_objects"]

@@ -24,6 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from nri_jax.baselines import BASELINES, RECURRENT, RecurrentBaseline
+from nri_jax.config import choice
 from nri_jax.decoders import IMPLEMENTATIONS, MLPDecoder, RNNDecoder
 from nri_jax.encoders import CNNEncoder, MLPEncoder
 from nri_jax.gumbel import gumbel_softmax
@@ -201,20 +202,13 @@ def fixed_edges(
     raise ValueError(f"config.model.graph={graph!r} is not a fixed graph ('true' or 'full')")
 
 
-def _check_choice(field: str, value: str, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise ValueError(
-            f"config.model.{field}={value!r} is not one of {', '.join(map(repr, allowed))}"
-        )
-
-
 def check_model_names(model_config: Mapping) -> None:
     """One-line ValueError for an unknown encoder, decoder, graph or message implementation."""
-    _check_choice("encoder", model_config["encoder"], ENCODERS)
-    _check_choice("decoder", model_config["decoder"], DECODERS)
-    _check_choice("graph", model_config.get("graph", "learned"), GRAPHS)
-    _check_choice("messages", model_config.get("messages", "auto"), MESSAGES)
-    _check_choice("baseline", model_config.get("baseline", "none"), BASELINE_NAMES)
+    choice("model.encoder", model_config["encoder"], ENCODERS)
+    choice("model.decoder", model_config["decoder"], DECODERS)
+    choice("model.graph", model_config.get("graph", "learned"), GRAPHS)
+    choice("model.messages", model_config.get("messages", "auto"), MESSAGES)
+    choice("model.baseline", model_config.get("baseline", "none"), BASELINE_NAMES)
 
 
 def make_model(

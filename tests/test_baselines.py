@@ -146,3 +146,24 @@ def test_baselines_train_and_eval_end_to_end(tmp_path, baseline):
         assert np.isfinite(metrics["valid_nll"]) and result["checkpoint_epoch"] == 1
     else:
         assert metrics == {} and result["checkpoint_epoch"] is None
+    with pytest.raises(ValueError, match="--plots needs NRI's inferred graphs"):
+        evaluate(tmp_path / "run", plots=True)
+
+
+def test_a_run_saved_without_the_baseline_key_is_nri(tmp_path):
+    """A run folder written before `model.baseline` existed holds NRI: no baseline resumes it."""
+    import json
+
+    from configs import test as test_config
+    from nri_jax import checkpoints
+
+    (tmp_path / "run").mkdir()
+    config = test_config.get_config()
+    saved = json.loads(config.to_json())
+    del saved["model"]["baseline"]
+    (tmp_path / "run" / checkpoints.CONFIG_FILE).write_text(json.dumps(saved))
+    config.model.baseline = "lstm_single"
+    with pytest.raises(ValueError, match="config.model.baseline='none', not 'lstm_single'"):
+        checkpoints.check_compatible(tmp_path / "run", config)
+    config.model.baseline = "none"
+    checkpoints.check_compatible(tmp_path / "run", config)

@@ -134,7 +134,7 @@ def test_rnn_training_burn_in_is_t_minus_m():
         return out["preds"]
 
     # Ground truth at steps 0..T - M = 5 (the original's `step <= burn_in_steps`), own
-    # predictions for the last M - 1 steps.
+    # predictions at the remaining M - 2 of the T - 1 steps.
     assert _input_frames(preds, x) == {0, 1, 2, 3, 4, 5}
 
 
