@@ -110,6 +110,7 @@ LR_SCHEDULES = ("step", "cosine")
 MODES = ("unsupervised", "supervised")
 PRIORS = ("uniform", "sparse")
 KURAMOTO_FEATURES = ("successors", "phase")
+CNN_MIN_FRAMES = 14  # the CNN encoder's shortest input
 
 
 def choice(name: str, value: Any, allowed: tuple) -> None:
@@ -211,6 +212,12 @@ def check_config(config: ml_collections.ConfigDict, num_devices: int | None = No
         raise ValueError(
             f"config.train.prediction_steps={train.prediction_steps} must be smaller than "
             f"config.train.timesteps={train.timesteps}"
+        )
+    if model.encoder == "cnn" and train.timesteps < CNN_MIN_FRAMES:
+        # Two VALID convolutions of width 5 around a stride-2 pool (layers.AttentionCNN).
+        raise ValueError(
+            f"config.model.encoder='cnn' needs config.train.timesteps >= {CNN_MIN_FRAMES}, "
+            f"not {train.timesteps}; use more frames or config.model.encoder='mlp'"
         )
     _check_sim_decoder(config)
     if model.get("baseline", "none") != "none" and train.mode != "unsupervised":

@@ -134,3 +134,22 @@ def test_encoder_initialisation():
     kernel = np.asarray(big["params"]["mlp1"]["fc1"]["kernel"])
     np.testing.assert_allclose(kernel.std(), np.sqrt(2 / (256 + 256)), rtol=0.02)
     assert np.abs(kernel).max() > 3 * kernel.std()  # tails a 2-sigma truncation would cut
+
+
+def test_cnn_encoder_refuses_fewer_frames_than_its_convolutions_need():
+    from nri_jax.config import CNN_MIN_FRAMES, base_config, check_config
+
+    config = base_config("kuramoto")
+    config.model.encoder = "cnn"
+    config.train.timesteps = CNN_MIN_FRAMES
+    check_config(config, num_devices=1)
+    config.train.timesteps = CNN_MIN_FRAMES - 1
+    with pytest.raises(ValueError, match="encoder='cnn' needs config.train.timesteps >= 14"):
+        check_config(config, num_devices=1)
+    # The bound is tight: 14 frames give finite logits, 13 leave the second convolution nothing.
+    key = jax.random.key(0)
+    for frames, finite in ((CNN_MIN_FRAMES, True), (CNN_MIN_FRAMES - 1, False)):
+        x = jax.random.normal(key, (2, 3, frames, 4))
+        encoder = CNNEncoder(hidden=8, edge_types=2)
+        logits = encoder.apply(encoder.init(key, x), x)
+        assert bool(np.all(np.isfinite(logits))) == finite
