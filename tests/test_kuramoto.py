@@ -280,3 +280,26 @@ def test_generate_split_validates_arguments(kwargs, match):
     )
     with pytest.raises(ValueError, match=match):
         kuramoto.generate_split(jax.random.key(0), **{**args, **kwargs})
+
+
+def test_independent_scipy_generator_writes_the_same_features(x64):
+    """benchmarks/scipy_kuramoto_generator.py (scipy's dopri5, numpy features) against the
+    diffrax simulator and `features`, from the same draw of omega, phi(0) and k."""
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "benchmarks"))
+    import scipy_kuramoto_generator as scipy_gen
+
+    for seed in range(2):
+        feat, edges = scipy_gen.sample_trajectory(5, LENGTH_TEST, np.random.default_rng(seed), 1e-8)
+        # The same draws, in the generator's order.
+        rng = np.random.default_rng(seed)
+        coupling = (rng.random((5, 5)) < 0.5).astype(np.float64)
+        np.fill_diagonal(coupling, 0.0)
+        omega, phi0 = rng.uniform(1, 10, 5), rng.uniform(0, 2 * np.pi, 5)
+        np.testing.assert_array_equal(edges, coupling)
+        phi = _simulate_grid(jnp.asarray(phi0), jnp.asarray(omega), jnp.asarray(coupling))
+        ours = kuramoto.features(
+            phi, jnp.asarray(coupling), jnp.asarray(omega), SAMPLE_FREQ, DT, 99
+        )
+        assert feat.shape == (5, 99, 4) and feat.dtype == np.float32
+        # Two solvers at rtol = atol = 1e-8; scaled d(phi)/dt amplifies their difference most.
+        np.testing.assert_allclose(feat, ours, rtol=0, atol=1e-3)
