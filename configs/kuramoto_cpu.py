@@ -4,30 +4,19 @@
     python eval.py --workdir runs/kuramoto_cpu
 
 The successors' 4 features; the CNN encoder (the MLP one overfits 10k trajectories: supervised,
-98.7% training against 86.5% validation accuracy) at 128 units and the recurrent decoder at 64,
-with the CPU settings of `configs/springs_cpu.py`. On this budget the encoder does not leave
-the ~50% plateau far: measured runs and what was tried are in docs/results.md.
+98.7% training against 86.7% validation accuracy) at 128 units and the recurrent decoder at 64,
+with the CPU settings of `configs/springs_cpu.py` (`nri_jax.config.cpu_protocol`). On this
+budget the encoder does not leave the ~50% plateau far: measured runs and what was tried are in
+docs/cpu_protocols.md.
 """
 
-from nri_jax.config import base_config
+from nri_jax.config import cpu_protocol
 
 
 def get_config():
-    config = base_config("kuramoto")
-    # Data: paper-size test split; training draws from 10k trajectories.
-    config.data.num_train = 10000
-    config.data.num_valid = 2000
-    config.data.num_test = 10000
-    config.data.dir = "data/kuramoto_cpu"
-    # Model: CNN encoder (~32 s per epoch at 128 units, ~70 s at 256), recurrent decoder.
+    config = cpu_protocol("kuramoto")
+    # CNN encoder (~33 s per epoch at 128 units, ~70 s at 256), recurrent decoder.
     config.model.encoder = "cnn"
     config.model.decoder = "rnn"
     config.model.hidden = 128
-    config.model.decoder_hidden = 64
-    # Optimisation: as configs/springs_cpu.py; 46 epochs of 156 steps.
-    config.train.epochs = 46
-    config.train.batch_size = 64
-    config.train.lr = 1e-3
-    config.train.lr_schedule = "cosine"
-    config.train.temperature = 1.0
     return config

@@ -103,6 +103,38 @@ def base_config(system: str) -> ml_collections.ConfigDict:
     return config
 
 
+def cpu_protocol(system: str) -> ml_collections.ConfigDict:
+    """`base_config(system)` at the CPU protocols' sizes and optimisation (configs/*_cpu.py,
+    docs/cpu_protocols.md): what a 2-core CPU trains in under 30 minutes.
+
+    Chosen on springs5, where it reaches 99%: the paper's model and loss with a narrower
+    decoder, smaller batches, a higher learning rate with cosine decay, a softer Gumbel-softmax
+    and fewer epochs, so that the encoder gets the thousands of Adam steps it needs to leave the
+    ~50% plateau within minutes.
+    """
+    config = base_config(system)
+    # Data: paper-size test split; training draws from 10k trajectories.
+    config.data.num_train = 10000
+    config.data.num_valid = 2000
+    config.data.num_test = 10000
+    config.data.dir = f"data/{system}_cpu"
+    # Model: the paper's encoder; a narrower decoder (it holds ~95% of the matmul work).
+    config.model.hidden = 256
+    config.model.decoder_hidden = 64
+    # Optimisation: twice the paper's learning rate, cosine-decayed to 0 over the run (rather
+    # than halved every 200 epochs). The springs step takes 70-90 ms with the 64-unit decoder
+    # (docs/benchmarks.md) against 240 ms for 128 units, so 46 epochs (7176 steps) fit; at 36
+    # epochs every schedule tried stopped at ~98.7%, at 40 at 98.97% (docs/cpu_protocols.md).
+    config.train.epochs = 46
+    config.train.batch_size = 64
+    config.train.lr = 1e-3
+    config.train.lr_schedule = "cosine"
+    # Gumbel-softmax tau 1 rather than the paper's 0.5: on this budget the springs encoder
+    # leaves the ~50% plateau two epochs sooner (88% against 64% validation accuracy after 5).
+    config.train.temperature = 1.0
+    return config
+
+
 # ----------------------------------------------------------------------------------------------
 # Checks.
 

@@ -347,6 +347,7 @@ def write_mse_plots(summary: dict, out: Path) -> list[Path]:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     written = []
     for key, entry in summary.items():
@@ -356,6 +357,7 @@ def write_mse_plots(summary: dict, out: Path) -> list[Path]:
         for row, curve in entry["mse_curves"].items():
             ax.plot(range(1, len(curve) + 1), curve, marker=".", label=paper_results.ROW_NAMES[row])
         ax.set_yscale("log")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("prediction step")
         ax.set_ylabel("MSE")
         ax.set_title(key)
