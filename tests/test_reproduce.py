@@ -113,3 +113,17 @@ def test_a_finished_run_of_other_settings_is_not_reused(tmp_path):
     (run.workdir / "eval.json").write_text("{}")
     with pytest.raises(ValueError, match="config.train.epochs=46, not 1: use another --out"):
         reproduce.run_all([run], log=lambda line: None)
+
+
+def test_results_cover_the_runs_of_earlier_invocations(tmp_path):
+    for group, seed, row in (("charged5", 3, "static"), ("springs10", 0, "learned")):
+        run_dir = tmp_path / "runs" / group / f"seed{seed}" / row
+        run_dir.mkdir(parents=True)
+        (run_dir / "eval.json").write_text(json.dumps({"mse_per_step": [1.0] * 20}))
+    (tmp_path / "runs" / "charged5" / "seed3" / "unknown_row").mkdir()
+    found = reproduce.finished_runs(tmp_path)
+    assert sorted((r.system, r.objects, r.seed, r.row) for r in found) == [
+        ("charged", 5, 3, "static"),
+        ("springs", 10, 0, "learned"),
+    ]
+    assert set(reproduce.summarise(found)) == {"charged5", "springs10"}
