@@ -128,11 +128,6 @@ def protocol_config(
     return config
 
 
-def _set(config: ml_collections.ConfigDict, dotted: str, value) -> None:
-    group, key = dotted.split(".")
-    config[group][key] = value
-
-
 def row_config(
     base: ml_collections.ConfigDict, protocol: str, row: str, seed: int
 ) -> ml_collections.ConfigDict:
@@ -142,12 +137,9 @@ def row_config(
     overrides = dict(ROW_OVERRIDES[row])
     if row == "sim":
         overrides |= SIM_OVERRIDES[config.data.system]
-    for dotted, value in overrides.items():
-        _set(config, dotted, value)
+    config.update_from_flattened_dict(overrides)
     if protocol == "cpu" and row in CPU_EPOCHS:
-        config.train.epochs = CPU_EPOCHS[row]
-        # A cosine schedule decays over the run's own epochs; a step schedule at its config's.
-        config.train.lr_decay_epochs = min(config.train.lr_decay_epochs, config.train.epochs)
+        config.train.epochs = CPU_EPOCHS[row]  # the configs' cosine schedules follow the epochs
     return config
 
 
