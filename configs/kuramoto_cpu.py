@@ -4,7 +4,7 @@
     python eval.py --workdir runs/kuramoto_cpu
 
 The successors' 4 features; the CNN encoder (the MLP one overfits 10k trajectories: supervised,
-98.7% training against 86.7% validation accuracy) at 128 units and the recurrent decoder at 64,
+99.7% training against 86.7% validation accuracy) at 128 units and the recurrent decoder at 64,
 with the CPU settings of `configs/springs_cpu.py` (`nri_jax.config.cpu_protocol`). On this
 budget the encoder does not leave the ~50% plateau far: measured runs and what was tried are in
 docs/cpu_protocols.md.
