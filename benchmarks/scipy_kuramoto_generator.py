@@ -5,7 +5,9 @@ NRI successors generate Kuramoto data: omega ~ U[1, 10), phi(0) ~ U[0, 2 pi), di
 {0, 1} with p = 0.5 (row = receiver), d(phi_i)/dt = omega_i + sum_j k_ij sin(phi_j - phi_i),
 integrated by `scipy.integrate.ode('dopri5')` and read out on t = 0, 0.01, ..., every 10th
 point kept. It writes `feat_{split}_kuramoto{N}.npy` [S, N, T, 4] float32 (d(phi)/dt, sin phi,
-scaled phi, scaled omega) and `edges_...` [S, N, N] int64, the files `eval.py --data_dir` reads:
+scaled phi, scaled omega) and `edges_...` [S, N, N] int64, the files `eval.py --data_dir` reads,
+and the raw `phase_...` [S, N, T], `dphase_...` [S, N, T] (unscaled d(phi)/dt) and `omega_...`
+[S, N] float32 that `data.features=phase` (NRI (sim.)) reads:
 
     python benchmarks/scipy_kuramoto_generator.py --split test --num 1000 \
         --out data/scipy_kuramoto5
@@ -38,7 +40,8 @@ def _minmax(x: np.ndarray) -> np.ndarray:
 
 
 def sample_trajectory(n: int, steps: int, rng: np.random.Generator, rtol: float):
-    """(feat [N, steps // SAMPLE_FREQ - 1, 4] float32, edges [N, N] int64)."""
+    """(feat [N, T, 4] float32, edges [N, N] int64, raw) with T = steps // SAMPLE_FREQ - 1 and
+    raw = {'phase': [N, T], 'dphase': [N, T], 'omega': [N]} float32 (unscaled)."""
     k = (rng.random((n, n)) < 0.5).astype(np.float64)
     np.fill_diagonal(k, 0.0)
     omega = rng.uniform(OMEGA_MIN, OMEGA_MAX, size=n)
@@ -53,16 +56,21 @@ def sample_trajectory(n: int, steps: int, rng: np.random.Generator, rtol: float)
             raise RuntimeError(f"dopri5 failed at t = {i * DT}")
     # Successors' features: forward differences on the fine grid, then every 10th point; the
     # scaling spans every kept point, the last frame is dropped (99 frames from 1000 points).
-    velocity = (np.diff(phi, axis=0) / DT)[::SAMPLE_FREQ]
+    raw_velocity = (np.diff(phi, axis=0) / DT)[::SAMPLE_FREQ]
     phase = phi[:-1][::SAMPLE_FREQ]
     has_input = k.any(axis=1)
-    velocity = np.where(has_input, _minmax(velocity), 0.0)
+    velocity = np.where(has_input, _minmax(raw_velocity), 0.0)
     omega_scaled = np.broadcast_to(
         (omega - OMEGA_MIN) * 2.0 / (OMEGA_MAX - OMEGA_MIN) - 1.0, phase.shape
     )
     feat = np.stack([velocity, np.sin(phase), _minmax(phase), omega_scaled], axis=-1)
     frames = steps // SAMPLE_FREQ - 1
-    return feat[:frames].transpose(1, 0, 2).astype(np.float32), k.astype(np.int64)
+    raw = {
+        "phase": phase[:frames].T.astype(np.float32),
+        "dphase": raw_velocity[:frames].T.astype(np.float32),
+        "omega": omega.astype(np.float32),
+    }
+    return feat[:frames].transpose(1, 0, 2).astype(np.float32), k.astype(np.int64), raw
 
 
 def _save(path: Path, array: np.ndarray) -> None:
@@ -90,6 +98,10 @@ def main() -> None:
     sfx = f"_kuramoto{args.num_objects}"
     for i, prefix in enumerate(("feat", "edges")):
         _save(args.out / f"{prefix}_{args.split}{sfx}.npy", np.stack([r[i] for r in results]))
+    for prefix in ("phase", "dphase", "omega"):
+        _save(
+            args.out / f"{prefix}_{args.split}{sfx}.npy", np.stack([r[2][prefix] for r in results])
+        )
     print(
         f"{args.num} trajectories of {steps} points in {seconds:.1f} s "
         f"({seconds / args.num:.3f} s each) -> {args.out}"

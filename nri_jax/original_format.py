@@ -5,8 +5,8 @@ One folder holds all splits of a system, as the original's `generate_dataset.py`
   [S, N, N] (springs {0, 1}; charged q_i q_j in {-1, +1}, diagonal 1);
 - Kuramoto (the successors' files): `feat_{split}_kuramoto{N}.npy` [S, N, T, 4] and `edges_...`
   [S, N, N] (k_ij in {0, 1}). This project's generator also writes the raw phases
-  `phase_...` [S, N, T] and natural frequencies `omega_...` [S, N], which the 'phase' frames
-  (the simulation decoder's state) are made from.
+  `phase_...` [S, N, T], their unscaled d(phi)/dt `dphase_...` [S, N, T] and the natural
+  frequencies `omega_...` [S, N], which the 'phase' frames (NRI (sim.)'s) are made from.
 Edge labels are int((edges + 1) / 2) over the off-diagonal entries in `nri_jax.graph` order,
 so springs and Kuramoto {0, 1} keep their values and charged -1 / +1 become 0 / 1.
 
@@ -60,12 +60,14 @@ def edge_labels(edges: np.ndarray) -> np.ndarray:
     return np.floor((matrix_to_edges(np.asarray(edges)) + 1) / 2).astype(np.int32)
 
 
-def phase_frames(phase: np.ndarray, omega: np.ndarray) -> np.ndarray:
-    """Kuramoto frames [cos phi, sin phi, omega] [S, N, T, 3] (float64) from raw phases
-    [S, N, T] and natural frequencies [S, N]: the 'phase' features and the sim decoder's state."""
+def phase_frames(phase: np.ndarray, omega: np.ndarray, dphase: np.ndarray) -> np.ndarray:
+    """Kuramoto frames [cos phi, sin phi, omega, d(phi)/dt] [S, N, T, 4] (float64) from raw
+    phases [S, N, T], natural frequencies [S, N] and unscaled d(phi)/dt [S, N, T] (the forward
+    difference over one grid step): the 'phase' features and the sim decoder's state."""
     phase = np.asarray(phase, np.float64)
     omega = np.broadcast_to(np.asarray(omega, np.float64)[:, :, None], phase.shape)
-    return np.stack([np.cos(phase), np.sin(phase), omega], axis=-1)
+    dphase = np.asarray(dphase, np.float64)
+    return np.stack([np.cos(phase), np.sin(phase), omega, dphase], axis=-1)
 
 
 def load_array(path: Path) -> np.ndarray:
@@ -96,17 +98,26 @@ def _check_rank(name: str, array: np.ndarray, rank: int, layout: str) -> None:
 
 
 def _read_phase_frames(data_dir: Path, split: str, system: str, n: int):
-    phase_path = file_path(data_dir, "phase", split, system, n)
-    omega_path = file_path(data_dir, "omega", split, system, n)
-    phase, omega = load_array(phase_path), load_array(omega_path)
-    _check_rank(phase_path.name, phase, 3, "[samples, objects, time]")
-    _check_rank(omega_path.name, omega, 2, "[samples, objects]")
-    if omega.shape != phase.shape[:2]:
-        raise ValueError(
-            f"{omega_path.name} {omega.shape} does not match {phase_path.name} {phase.shape}; "
-            f"regenerate the split"
+    paths = {p: file_path(data_dir, p, split, system, n) for p in ("phase", "dphase", "omega")}
+    if not paths["dphase"].exists() and paths["phase"].exists():
+        raise FileNotFoundError(
+            f"missing {paths['dphase']} (d(phi)/dt, written by nri_jax.generate since the "
+            f"'phase' features include it); regenerate the split with `python -m "
+            f"nri_jax.generate --config <config> --config.data.dir={data_dir}` into a new folder"
         )
-    return phase_frames(phase, omega), [phase_path.name, omega_path.name]
+    phase, dphase, omega = (load_array(paths[p]) for p in ("phase", "dphase", "omega"))
+    for name, array, rank, layout in (
+        ("phase", phase, 3, "[samples, objects, time]"),
+        ("dphase", dphase, 3, "[samples, objects, time]"),
+        ("omega", omega, 2, "[samples, objects]"),
+    ):
+        _check_rank(paths[name].name, array, rank, layout)
+    if omega.shape != phase.shape[:2] or dphase.shape != phase.shape:
+        raise ValueError(
+            f"{paths['omega'].name} {omega.shape}, {paths['dphase'].name} {dphase.shape} and "
+            f"{paths['phase'].name} {phase.shape} do not match; regenerate the split"
+        )
+    return phase_frames(phase, omega, dphase), [paths[p].name for p in ("phase", "dphase", "omega")]
 
 
 def read_split(
@@ -119,7 +130,7 @@ def read_split(
     """Unnormalised frames [S, N, T, D] (float64) and edges [S, N, N] of one split.
 
     `features` picks Kuramoto's frames: the successors' 4 features or 'phase'
-    ([cos phi, sin phi, omega] from the raw phase and omega files).
+    ([cos phi, sin phi, omega, d(phi)/dt] from the raw phase, omega and dphase files).
     """
     data_dir = Path(data_dir)
     edges_path = file_path(data_dir, "edges", split, system, num_objects)

@@ -27,20 +27,28 @@ with one-frame rollouts (train.prediction_steps=1) reached 57.9%, about the pape
 
 Kuramoto: the successors' features are min-max scaled per trajectory (REFERENCE.md §1), so
 the physical phases cannot be recovered from them. The generator therefore also writes the raw
-phases and frequencies (`phase_{split}_kuramoto5.npy` [S, N, T], `omega_...` [S, N]), and
-`data.features = 'phase'` makes them the model's frames: [cos phi, sin phi, omega] (sin phi at
-the successors' index 1), scaled per feature over the training split like any Kuramoto
-features. Encoder and decoder both see these frames. The decoder recovers phi = atan2(sin, cos)
-and omega, advances phi by one frame with `simulators.kuramoto.vector_field` (coupling
-k_ij = z_ij,1, type 1 = "j drives i") in `steps` fixed Dopri5 steps through
-`diffrax.diffeqsolve`, and predicts [cos, sin, omega] of the new phase (omega is constant, so
-its prediction equals its input). The NLL and MSE are then over these frames, not over the
+phases, their unscaled d(phi)/dt (the successors' forward difference over one grid step dt,
+before scaling) and the frequencies (`phase_{split}_kuramoto5.npy` [S, N, T], `dphase_...`,
+`omega_...` [S, N]), and `data.features = 'phase'` makes them the model's frames:
+[cos phi, sin phi, omega, d(phi)/dt], scaled per feature over the training split like any
+Kuramoto features. Encoder and decoder both see these frames. The decoder recovers
+phi = atan2(sin, cos) and omega, advances phi by one frame with `simulators.kuramoto.vector_field`
+(coupling k_ij = z_ij,1, type 1 = "j drives i") in `steps` fixed Dopri5 steps through
+`diffrax.diffeqsolve`, and predicts [cos, sin, omega, d(phi)/dt] of the new frame (omega is
+constant; d(phi)/dt is the forward difference over `velocity_dt` = data.dt, read off Dopri5's
+dense output, as the data define it). The NLL and MSE are then over these frames, not over the
 successors' features: edge accuracy compares across the two, likelihoods do not.
+
+Why d(phi)/dt is in the frames: without it ([cos, sin, omega]) the encoder reached 73% on
+kuramoto5 although the likelihood identifies every edge (docs/results.md, NRI (sim.)): d(phi)/dt
+- omega_i = sum_j k_ij sin(phi_j - phi_i) exposes the couplings frame by frame, where phases
+alone hide them in second differences.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import diffrax
 import jax
@@ -50,7 +58,7 @@ from nri_jax.config import SYSTEMS
 from nri_jax.graph import edges_to_matrix
 from simulators import charged, kuramoto, particles, springs
 
-DIMS = {"springs": 4, "charged": 4, "kuramoto": 3}  # model-input dims per object per frame
+DIMS = {"springs": 4, "charged": 4, "kuramoto": 4}  # model-input dims per object per frame
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,7 +68,8 @@ class SimPhysics:
     minimum/maximum are the training split's normalisation per model-input dim (from
     `nri_jax.data.Normalisation`: [x, y, vx, vy] for particles, [cos phi, sin phi, omega] for
     Kuramoto); frame_dt the physical time between frames (data.dt * data.sample_freq); steps the
-    integration steps per frame.
+    integration steps per frame; velocity_dt the step of Kuramoto's forward-difference d(phi)/dt
+    (data.dt).
     """
 
     system: str
@@ -71,6 +80,7 @@ class SimPhysics:
     box_size: float = particles.BOX_SIZE
     max_force: float = 100.0
     softening: float = 0.0
+    velocity_dt: float = 0.01
 
     def __post_init__(self):
         if self.system not in SYSTEMS:
@@ -104,6 +114,7 @@ def physics_from_config(config, normalisation) -> SimPhysics:
         steps=int(model.get("sim_steps", 100)),
         max_force=float(particles.default_max_force(data.dt)),
         softening=float(model.get("sim_softening", 0.0)),
+        velocity_dt=float(data.dt),
     )
 
 
@@ -160,12 +171,15 @@ def _particle_frames(physics: SimPhysics, state, weights, num_frames):
 
 
 def _kuramoto_frames(physics: SimPhysics, state, weights, num_frames):
-    """Physical [cos, sin, omega] [*b, N, 3] -> [*b, num_frames, N, 3] (fixed-step Dopri5)."""
+    """Physical [cos, sin, omega, dphi/dt] [*b, N, 4] -> [*b, num_frames, N, 4] (fixed-step
+    Dopri5; d(phi)/dt of each frame is the forward difference over velocity_dt)."""
     batch_shape, num_objects = state.shape[:-2], state.shape[-2]
     weights = jnp.broadcast_to(weights, batch_shape + (num_objects, num_objects))
     phi0 = jnp.arctan2(state[..., 1], state[..., 0]).reshape(-1, num_objects)
     omega = state[..., 2].reshape(-1, num_objects)
     ts = physics.frame_dt * jnp.arange(1, num_frames + 1, dtype=state.dtype)
+    # Each frame's time and one grid step later (Dopri5's dense output between steps).
+    ts = jnp.stack([ts, ts + physics.velocity_dt], axis=-1).reshape(-1)
 
     def one(phi0, omega, coupling):
         # Fixed steps: the cost and the gradient's tape are known in advance, and every
@@ -180,14 +194,17 @@ def _kuramoto_frames(physics: SimPhysics, state, weights, num_frames):
             args=(omega, coupling),
             saveat=diffrax.SaveAt(ts=ts),
             stepsize_controller=diffrax.ConstantStepSize(),
-            max_steps=physics.steps * num_frames + 1,
+            # The frames' steps, and those to one grid step past the last frame.
+            max_steps=physics.steps * num_frames + math.ceil(physics.velocity_dt / physics.dt) + 1,
         )
-        return solution.ys  # [num_frames, N]
+        return solution.ys.reshape(num_frames, 2, num_objects)  # [num_frames, 2, N]
 
-    phi = jax.vmap(one)(phi0, omega, weights.reshape(-1, num_objects, num_objects))
-    phi = phi.reshape(batch_shape + (num_frames, num_objects))
+    phis = jax.vmap(one)(phi0, omega, weights.reshape(-1, num_objects, num_objects))
+    phis = phis.reshape(batch_shape + (num_frames, 2, num_objects))
+    phi, ahead = phis[..., 0, :], phis[..., 1, :]
     omega = jnp.broadcast_to(state[..., None, :, 2], phi.shape)
-    return jnp.stack([jnp.cos(phi), jnp.sin(phi), omega], axis=-1)
+    velocity = (ahead - phi) / physics.velocity_dt
+    return jnp.stack([jnp.cos(phi), jnp.sin(phi), omega, velocity], axis=-1)
 
 
 def simulate_frames(

@@ -218,7 +218,7 @@ def features(
 
 @functools.cache
 def _chunk_fn(num_objects, length_test, sample_freq, dt, rtol, atol):
-    """(key, indices [B]) -> (feat, coupling, phase, omega) for trajectories `indices`, jitted.
+    """(key, indices [B]) -> (feat, coupling, phase, dphase, omega) for `indices`, jitted.
 
     Built once per configuration; train, valid and test share it (all simulate at test length
     and are cut afterwards), so it compiles once per dataset and device. It runs in float64
@@ -238,7 +238,10 @@ def _chunk_fn(num_objects, length_test, sample_freq, dt, rtol, atol):
         )
         feat = features(phi, coupling, omega, sample_freq, dt, num_frames)
         phase = phi[:-1][::sample_freq].T
-        return feat, coupling, phase, omega
+        # The successors' d(phi)/dt before its per-trajectory scaling: the forward difference
+        # over one grid step dt at each frame.
+        dphase = (jnp.diff(phi, axis=0) / dt)[::sample_freq].T
+        return feat, coupling, phase, dphase, omega
 
     @jax.jit
     def run(key, indices):
@@ -298,7 +301,8 @@ def generate_split(
 
     Returns:
       'feat' [S, N, T, 4] float32, 'edges' [S, N, N] int64 in {0, 1} (row = receiver),
-      'phase' [S, N, T] float32 raw unwrapped phi at the frames, 'omega' [S, N] float32.
+      'phase' [S, N, T] float32 raw unwrapped phi at the frames, 'dphase' [S, N, T] float32
+      the unscaled d(phi)/dt (forward difference over one grid step dt), 'omega' [S, N] float32.
     """
     if num_sims < 1:
         raise ValueError(f"num_sims must be positive, got {num_sims}")
@@ -320,15 +324,17 @@ def generate_split(
         "feat": np.empty((num_sims, num_objects, num_frames, NUM_FEATURES), np.float32),
         "edges": np.empty((num_sims, num_objects, num_objects), np.int64),
         "phase": np.empty((num_sims, num_objects, num_frames), np.float32),
+        "dphase": np.empty((num_sims, num_objects, num_frames), np.float32),
         "omega": np.empty((num_sims, num_objects), np.float32),
     }
 
     def collect(start, parts):
         stop = min(start + chunk_size, num_sims)
-        feat, coupling, phase, omega = to_host(parts, stop - start)
+        feat, coupling, phase, dphase, omega = to_host(parts, stop - start)
         out["feat"][start:stop] = feat[:, :, :num_frames]
         out["edges"][start:stop] = coupling
         out["phase"][start:stop] = phase[:, :, :num_frames]
+        out["dphase"][start:stop] = dphase[:, :, :num_frames]
         out["omega"][start:stop] = omega
 
     run = _chunk_fn(num_objects, length_test, sample_freq, float(dt), rtol, atol)

@@ -92,3 +92,22 @@ def test_labels_out_of_range_and_pickles_refused(tmp_path):
     np.save(tmp_path / "edges_test_springs3.npy", np.array([[None]], dtype=object))
     with pytest.raises(ValueError, match="pickle"):
         data_lib.load_dataset(cfg)
+
+
+def test_phase_features_read_velocity_and_name_a_missing_file(tmp_path):
+    """data.features='phase': [cos phi, sin phi, omega, d(phi)/dt] from the raw files; a folder
+    written before d(phi)/dt was added names the missing file and says to regenerate."""
+    rng = np.random.default_rng(0)
+    phase, dphase = rng.uniform(0, 20, (2, 3, 6)), rng.uniform(-3, 12, (2, 3, 6))
+    omega = rng.uniform(1, 10, (2, 3))
+    for name, array in (("phase", phase), ("omega", omega), ("edges", np.zeros((2, 3, 3)))):
+        np.save(tmp_path / f"{name}_train_kuramoto3.npy", array)
+    np.save(tmp_path / "feat_train_kuramoto3.npy", np.zeros((2, 3, 6, 4), np.float32))
+    with pytest.raises(FileNotFoundError, match="dphase_train_kuramoto3.npy.*regenerate"):
+        original_format.read_split(tmp_path, "kuramoto", 3, "train", "phase")
+    np.save(tmp_path / "dphase_train_kuramoto3.npy", dphase)
+    frames, _ = original_format.read_split(tmp_path, "kuramoto", 3, "train", "phase")
+    np.testing.assert_allclose(frames[..., 0], np.cos(phase))
+    np.testing.assert_allclose(frames[..., 1], np.sin(phase))
+    np.testing.assert_allclose(frames[..., 2], np.broadcast_to(omega[:, :, None], phase.shape))
+    np.testing.assert_allclose(frames[..., 3], dphase)

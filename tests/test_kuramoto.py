@@ -170,10 +170,11 @@ def test_features_rejects_too_many_frames():
 def test_layouts_and_dtypes(splits):
     for name, frames in (("train", 49), ("test", 99)):
         out = splits[name]
-        assert set(out) == {"feat", "edges", "phase", "omega"}
+        assert set(out) == {"feat", "edges", "phase", "dphase", "omega"}
         assert out["feat"].shape == (NUM_SIMS, 5, frames, 4) and out["feat"].dtype == np.float32
         assert out["edges"].shape == (NUM_SIMS, 5, 5) and out["edges"].dtype == np.int64
-        assert out["phase"].shape == (NUM_SIMS, 5, frames) and out["phase"].dtype == np.float32
+        for raw in ("phase", "dphase"):
+            assert out[raw].shape == (NUM_SIMS, 5, frames) and out[raw].dtype == np.float32
         assert out["omega"].shape == (NUM_SIMS, 5) and out["omega"].dtype == np.float32
     assert jnp.zeros(1).dtype == jnp.float32  # generate_split's float64 did not leak.
 
@@ -208,11 +209,14 @@ def test_phase_matches_single_trajectory_simulation(splits, x64):
     phi0, omega, coupling = kuramoto.sample_system(key, 5)
     phi = _simulate_grid(phi0, omega, coupling)
     np.testing.assert_allclose(splits["test"]["phase"][i], phi[:-1:SAMPLE_FREQ][:99].T, rtol=1e-6)
+    # dphase: the successors' d(phi)/dt before scaling, a forward difference over one grid step.
+    velocity = (np.diff(np.asarray(phi), axis=0) / DT)[::SAMPLE_FREQ][:99].T
+    np.testing.assert_allclose(splits["test"]["dphase"][i], velocity, rtol=1e-5, atol=1e-4)
     np.testing.assert_array_equal(splits["test"]["edges"][i], coupling)
 
 
 def test_train_is_prefix_of_test(splits):
-    for name in ("feat", "phase"):
+    for name in ("feat", "phase", "dphase"):
         np.testing.assert_array_equal(splits["train"][name], splits["test"][name][:, :, :49])
     np.testing.assert_array_equal(splits["train"]["edges"], splits["test"]["edges"])
 
@@ -233,8 +237,10 @@ def test_chunks_run_in_float64_from_any_thread(splits):
     run = kuramoto._chunk_fn(5, LENGTH_TEST, SAMPLE_FREQ, DT, kuramoto.RTOL, kuramoto.ATOL)
     indices = np.arange(20, dtype=np.uint32)  # A chunk size the fixture compiled.
     with concurrent.futures.ThreadPoolExecutor(1) as thread:
-        feat, coupling, phase, omega = thread.submit(run, jax.random.key(42), indices).result()
-    assert {a.dtype for a in (feat, coupling, phase, omega)} == {np.dtype(np.float64)}
+        feat, coupling, phase, dphase, omega = thread.submit(
+            run, jax.random.key(42), indices
+        ).result()
+    assert {a.dtype for a in (feat, coupling, phase, dphase, omega)} == {np.dtype(np.float64)}
     np.testing.assert_array_equal(np.float32(phase[:, :, :99]), splits["test"]["phase"][:20])
 
 
@@ -289,7 +295,8 @@ def test_independent_scipy_generator_writes_the_same_features(x64):
     import scipy_kuramoto_generator as scipy_gen
 
     for seed in range(2):
-        feat, edges = scipy_gen.sample_trajectory(5, LENGTH_TEST, np.random.default_rng(seed), 1e-8)
+        rng = np.random.default_rng(seed)
+        feat, edges, raw = scipy_gen.sample_trajectory(5, LENGTH_TEST, rng, 1e-8)
         # The same draws, in the generator's order.
         rng = np.random.default_rng(seed)
         coupling = (rng.random((5, 5)) < 0.5).astype(np.float64)
@@ -303,3 +310,8 @@ def test_independent_scipy_generator_writes_the_same_features(x64):
         assert feat.shape == (5, 99, 4) and feat.dtype == np.float32
         # Two solvers at rtol = atol = 1e-8; scaled d(phi)/dt amplifies their difference most.
         np.testing.assert_allclose(feat, ours, rtol=0, atol=1e-3)
+        # The raw frames of data.features=phase: phases and unscaled d(phi)/dt.
+        np.testing.assert_allclose(raw["phase"], phi[:-1:SAMPLE_FREQ][:99].T, rtol=1e-6)
+        velocity = (np.diff(np.asarray(phi), axis=0) / DT)[::SAMPLE_FREQ][:99].T
+        np.testing.assert_allclose(raw["dphase"], velocity, rtol=0, atol=1e-3)
+        np.testing.assert_allclose(raw["omega"], omega, rtol=1e-6)
