@@ -43,8 +43,8 @@ def base_config(system: str) -> ml_collections.ConfigDict:
         data.length_test = 1000
         data.sample_freq = 10
         data.dt = 0.01
-        # Model frames: the successors' 4 features, or 'phase' = [cos phi, sin phi, omega] from
-        # the raw phase/omega files (needed by the sim decoder, nri_jax/sim_decoder.py).
+        # Model frames: the successors' 4 features, or 'phase' = [cos phi, sin phi, omega,
+        # d(phi)/dt] from the raw phase/omega/dphase files (the sim decoder's, sim_decoder.py).
         data.features = "successors"
     else:
         # 5000 / 10000 steps of dt = 0.001, every 100th recorded: 49 / 99 frames.

@@ -66,10 +66,10 @@ class SimPhysics:
     """Static settings of the simulation decoder (hashable, so a Flax module field).
 
     minimum/maximum are the training split's normalisation per model-input dim (from
-    `nri_jax.data.Normalisation`: [x, y, vx, vy] for particles, [cos phi, sin phi, omega] for
-    Kuramoto); frame_dt the physical time between frames (data.dt * data.sample_freq); steps the
-    integration steps per frame; velocity_dt the step of Kuramoto's forward-difference d(phi)/dt
-    (data.dt).
+    `nri_jax.data.Normalisation`: [x, y, vx, vy] for particles, [cos phi, sin phi, omega,
+    d(phi)/dt] for Kuramoto); frame_dt the physical time between frames (data.dt *
+    data.sample_freq); steps the integration steps per frame; velocity_dt the step of
+    Kuramoto's forward-difference d(phi)/dt (data.dt).
     """
 
     system: str
