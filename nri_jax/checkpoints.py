@@ -108,3 +108,19 @@ def load_run(
     example = np.zeros((2, config.data.num_objects, config.train.timesteps, norm.dims), np.float32)
     state = restore(manager, train_state.abstract_state(model, config, example))
     return config, norm, model, state, manager.latest_step()
+
+
+# The baselines with nothing to train: their runs hold no checkpoint (nri_jax/baselines.py).
+PARAMETERLESS = ("static", "corr_path")
+
+
+def restore_run(
+    workdir: str | os.PathLike,
+) -> tuple[ml_collections.ConfigDict, Normalisation, NRI | None, dict, int | None]:
+    """(config, normalisation, model, variables, epoch) of any run in `workdir`: `load_run`'s
+    best checkpoint, or for a baseline without parameters (model None) no checkpoint at all."""
+    config, norm = load_config(workdir)
+    if config.model.get("baseline", "none") in PARAMETERLESS:
+        return config, norm, None, {}, None
+    config, norm, model, state, epoch = load_run(workdir)
+    return config, norm, model, {"params": state.params, "batch_stats": state.batch_stats}, epoch
