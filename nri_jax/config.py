@@ -185,6 +185,11 @@ def num_frames(length: int, sample_freq: int) -> int:
 def check_data_config(data: Mapping) -> None:
     """`config.data`: a known system, sizes >= 0 (num_train = 0 writes or reads no training
     split, e.g. a new test split for a trained run), lengths that give frames, dt > 0."""
+    if data.get("system") == OWN:
+        raise ValueError(
+            "config.data.system='own': own data is read from config.data.dir as it is; there "
+            "is nothing to generate (docs/usage.md)"
+        )
     for field in ("system", "num_objects", "num_train", "num_valid", "num_test", "seed", "dir"):
         if field not in data:
             raise ValueError(f"config.data.{field}: missing")

@@ -184,13 +184,15 @@ def train_and_evaluate(
         refuse_arrays(config.data.system)
     check_config(config)
     make_model(config.model)  # unknown names fail here, before any data work
+    if own:
+        check_splits(config, splits)  # bad input leaves no workdir behind
     workdir.mkdir(parents=True, exist_ok=True)
     checkpoints.check_compatible(workdir, config)
 
     if not own:
         ensure_dataset(config.data, TRAINING_SPLITS)
         splits, norm = load_dataset(config.data, config.model.edge_types, TRAINING_SPLITS)
-    check_splits(config, splits)
+        check_splits(config, splits)
     train_split, valid_split = splits["train"], splits["valid"]
     del splits  # a test split was only checked
     checkpoints.write_run_files(workdir, config, norm)
