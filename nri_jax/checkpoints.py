@@ -62,7 +62,9 @@ def check_compatible(workdir: Path, config: ml_collections.ConfigDict) -> None:
     defaults = json.loads(base_config(current["data"]["system"]).to_json())
     keys = [("model", k) for k in current["model"] if k not in _FREE_MODEL_KEYS]
     keys += [("data", "system"), ("data", "num_objects"), ("train", "mode")]
-    keys += [("train", "batch_size")]
+    # The MLP encoder's first layer is [timesteps * dims, hidden]: a resolved own-data count
+    # that changed (a longer train.npz) would not restore.
+    keys += [("train", "batch_size"), ("train", "timesteps")]
     for group, key in keys:
         new = current[group][key]
         old = saved.get(group, {}).get(key, defaults[group].get(key, new))

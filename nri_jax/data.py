@@ -261,6 +261,8 @@ def eval_horizon(
     0: every frame after true frame train.timesteps); ValueError if the frames do not fit."""
     timesteps = config.train.timesteps
     horizon = config.eval.prediction_steps if prediction_steps is None else prediction_steps
+    if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 0:
+        raise ValueError(f"prediction_steps={horizon!r} must be an integer >= 0 (0: all that fit)")
     frames = test.features.shape[2]
     if frames < timesteps:
         raise ValueError(
