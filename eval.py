@@ -1,7 +1,8 @@
 """Evaluate a trained run on its test split: `python eval.py --workdir runs/springs5`.
 
 Prints a table and writes DIR/eval.json (edge_accuracy, edge_accuracy_raw, nll, kl,
-mse_per_step). See nri_jax/evaluation.py for the protocol.
+mse_per_step; edge figures only where the test split has edge labels). See
+nri_jax/evaluation.py for the protocol, docs/usage.md for own data.
 """
 
 import sys
@@ -26,6 +27,11 @@ _PLOTS = flags.DEFINE_bool("plots", False, "Write PNG plots to DIR/plots.")
 _DYNAMIC = flags.DEFINE_bool(
     "dynamic_graph", False, "RNN decoder: re-infer the graph on a sliding window (paper §5.2)."
 )
+_STEPS = flags.DEFINE_integer(
+    "prediction_steps",
+    None,
+    "Table 2 horizon (default: the run's config.eval.prediction_steps; 0: all that fit).",
+)
 flags.mark_flags_as_required(["workdir"])
 
 
@@ -41,6 +47,7 @@ def main(argv):
             output=_OUTPUT.value,
             plots=_PLOTS.value,
             dynamic_graph=_DYNAMIC.value,
+            prediction_steps=_STEPS.value,
         )
         print(format_table(result))
 

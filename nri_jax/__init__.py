@@ -12,6 +12,9 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
+    "Run": "nri_jax.api",
+    "fit": "nri_jax.api",
+    "load": "nri_jax.api",
     "EdgeTypeMessages": "nri_jax.decoders",
     "MLPDecoder": "nri_jax.decoders",
     "RNNDecoder": "nri_jax.decoders",

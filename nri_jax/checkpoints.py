@@ -62,7 +62,9 @@ def check_compatible(workdir: Path, config: ml_collections.ConfigDict) -> None:
     defaults = json.loads(base_config(current["data"]["system"]).to_json())
     keys = [("model", k) for k in current["model"] if k not in _FREE_MODEL_KEYS]
     keys += [("data", "system"), ("data", "num_objects"), ("train", "mode")]
-    keys += [("train", "batch_size")]
+    # The MLP encoder's first layer is [timesteps * dims, hidden]: a resolved own-data count
+    # that changed (a longer train.npz) would not restore.
+    keys += [("train", "batch_size"), ("train", "timesteps")]
     for group, key in keys:
         new = current[group][key]
         old = saved.get(group, {}).get(key, defaults[group].get(key, new))
@@ -108,3 +110,19 @@ def load_run(
     example = np.zeros((2, config.data.num_objects, config.train.timesteps, norm.dims), np.float32)
     state = restore(manager, train_state.abstract_state(model, config, example))
     return config, norm, model, state, manager.latest_step()
+
+
+# The baselines with nothing to train: their runs hold no checkpoint (nri_jax/baselines.py).
+PARAMETERLESS = ("static", "corr_path")
+
+
+def restore_run(
+    workdir: str | os.PathLike,
+) -> tuple[ml_collections.ConfigDict, Normalisation, NRI | None, dict, int | None]:
+    """(config, normalisation, model, variables, epoch) of any run in `workdir`: `load_run`'s
+    best checkpoint, or for a baseline without parameters (model None) no checkpoint at all."""
+    config, norm = load_config(workdir)
+    if config.model.get("baseline", "none") in PARAMETERLESS:
+        return config, norm, None, {}, None
+    config, norm, model, state, epoch = load_run(workdir)
+    return config, norm, model, {"params": state.params, "batch_stats": state.batch_stats}, epoch

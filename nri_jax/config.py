@@ -17,25 +17,37 @@ from typing import Any
 
 import ml_collections
 
-SYSTEMS = ("springs", "charged", "kuramoto")
+SYSTEMS = ("springs", "charged", "kuramoto")  # the simulated systems (nri_jax.generate)
+# config.data.system for a user's own trajectories (nri_jax/own_data.py, configs/own_data.py):
+# nothing is simulated; objects, dims and frames are read from the files.
+OWN = "own"
 
 
 def base_config(system: str) -> ml_collections.ConfigDict:
-    """Paper defaults for `system` (one of `SYSTEMS`)."""
-    if system not in SYSTEMS:
-        raise ValueError(f"config.data.system: unknown system {system!r}; use one of {SYSTEMS}")
+    """Paper defaults for `system` (one of `SYSTEMS`, or `OWN` for a user's own data)."""
+    if system not in (*SYSTEMS, OWN):
+        raise ValueError(
+            f"config.data.system: unknown system {system!r}; use one of {(*SYSTEMS, OWN)}"
+        )
     config = ml_collections.ConfigDict()
     config.seed = 0  # Training seed (initialisation, shuffling, Gumbel noise).
 
     # Data.
     config.data = data = ml_collections.ConfigDict()
     data.system = system
-    data.num_objects = 5
-    data.num_train = 50000
-    data.num_valid = 10000
-    data.num_test = 10000
-    data.seed = 42
-    data.dir = "data"
+    if system == OWN:
+        # A folder of train.npz / valid.npz / test.npz (nri_jax/own_data.py): nothing is
+        # generated, so sample counts and the simulators' keys are absent. num_objects = 0:
+        # as the files hold (a run's stored config records the number read).
+        data.num_objects = 0
+        data.dir = ""  # --config.data.dir=DIR; empty for in-memory arrays (nri_jax.fit)
+    else:
+        data.num_objects = 5
+        data.num_train = 50000
+        data.num_valid = 10000
+        data.num_test = 10000
+        data.seed = 42
+        data.dir = "data"
     if system == "kuramoto":
         # Integration grid of dt = 0.01 read out every 10th point; train/valid are the first
         # 49 frames of test-length (99-frame) sequences (REFERENCE.md §1).
@@ -46,7 +58,7 @@ def base_config(system: str) -> ml_collections.ConfigDict:
         # Model frames: the successors' 4 features, or 'phase' = [cos phi, sin phi, omega,
         # d(phi)/dt] from the raw phase/omega/dphase files (the sim decoder's, sim_decoder.py).
         data.features = "successors"
-    else:
+    elif system != OWN:
         # 5000 / 10000 steps of dt = 0.001, every 100th recorded: 49 / 99 frames.
         data.length = 5000
         data.length_test = 10000
@@ -94,11 +106,15 @@ def base_config(system: str) -> ml_collections.ConfigDict:
     train.hard = False  # Straight-through hard samples in training.
     train.prediction_steps = 10  # M of section 3.4.
     train.var = 5e-5  # Fixed output variance sigma^2 (eq. 18).
-    train.timesteps = 49  # Frames the encoder sees.
+    # Frames the encoder sees and training decodes (the first of each trajectory). Own data: 0
+    # = every frame of train.npz (data.resolve_own_config; docs/usage.md).
+    train.timesteps = 0 if system == OWN else 49
 
     # Evaluation.
     config.eval = evaluation = ml_collections.ConfigDict()
-    evaluation.prediction_steps = 20  # Table 2 horizon.
+    # Table 2 horizon: frames predicted from true frame train.timesteps on; 0 = every frame the
+    # test split holds after it (none if it has no more). Own data: 0, its lengths are the user's.
+    evaluation.prediction_steps = 0 if system == OWN else 20
     evaluation.batch_size = 256
     return config
 
@@ -169,6 +185,11 @@ def num_frames(length: int, sample_freq: int) -> int:
 def check_data_config(data: Mapping) -> None:
     """`config.data`: a known system, sizes >= 0 (num_train = 0 writes or reads no training
     split, e.g. a new test split for a trained run), lengths that give frames, dt > 0."""
+    if data.get("system") == OWN:
+        raise ValueError(
+            "config.data.system='own': own data is read from config.data.dir as it is; there "
+            "is nothing to generate (docs/usage.md)"
+        )
     for field in ("system", "num_objects", "num_train", "num_valid", "num_test", "seed", "dir"):
         if field not in data:
             raise ValueError(f"config.data.{field}: missing")
@@ -192,6 +213,18 @@ def check_data_config(data: Mapping) -> None:
     dt = data["dt"]
     if isinstance(dt, bool) or not isinstance(dt, int | float) or not 0 < dt < math.inf:
         raise ValueError(f"config.data.dt={dt!r} must be a positive number")
+
+
+def check_own_data_config(config: Mapping) -> None:
+    """`config.data` of a user's own data (`OWN`), after `data.resolve_own_config` has read
+    objects and frames from the files; the sim decoder simulates the paper's systems only."""
+    data = config["data"]
+    _integer("data.num_objects", data["num_objects"], 2)
+    if config["model"]["decoder"] == "sim":
+        raise ValueError(
+            "config.model.decoder='sim' simulates springs, charged or kuramoto; own data "
+            "(config.data.system='own') needs config.model.decoder='mlp' or 'rnn'"
+        )
 
 
 def _check_sim_decoder(config: Mapping) -> None:
@@ -218,12 +251,16 @@ def check_config(config: ml_collections.ConfigDict, num_devices: int | None = No
     `num_devices` (default: jax.device_count()) is what the batch is sharded over.
     """
     model, train = config.model, config.train
-    check_data_config(config.data)
-    if config.data.num_train < 1 or config.data.num_valid < 1:
-        raise ValueError(
-            f"config.data.num_train={config.data.num_train}, num_valid={config.data.num_valid}: "
-            "training needs both splits (0 only generates or evaluates other splits)"
-        )
+    if config.data.system == OWN:
+        check_own_data_config(config)
+    else:
+        check_data_config(config.data)
+        if config.data.num_train < 1 or config.data.num_valid < 1:
+            raise ValueError(
+                f"config.data.num_train={config.data.num_train}, num_valid="
+                f"{config.data.num_valid}: training needs both splits (0 only generates or "
+                f"evaluates other splits)"
+            )
     choice("model.prior", model.prior, PRIORS)
     choice("train.mode", train.mode, MODES)
     choice("train.lr_schedule", train.get("lr_schedule", "step"), LR_SCHEDULES)
@@ -234,7 +271,7 @@ def check_config(config: ml_collections.ConfigDict, num_devices: int | None = No
     _integer("train.batch_size", train.batch_size, 1)
     _integer("train.prediction_steps", train.prediction_steps, 1)
     _integer("train.timesteps", train.timesteps, 2)
-    _integer("eval.prediction_steps", config.eval.prediction_steps, 1)
+    _integer("eval.prediction_steps", config.eval.prediction_steps, 0, " (0: all that fit)")
     _integer("eval.batch_size", config.eval.batch_size, 1)
     _at_least("train.temperature", train.temperature, 1e-6)
     _at_least("train.var", train.var, 1e-12)

@@ -37,7 +37,7 @@ import ml_collections
 import numpy as np
 
 from nri_jax import atomic, baselines, checkpoints, losses, metrics
-from nri_jax.data import Split, load_dataset
+from nri_jax.data import Normalisation, Split, eval_horizon, load_dataset
 from nri_jax.model import NRI, fixed_edges
 
 
@@ -208,6 +208,8 @@ def make_validation(
         variables = {"params": params, "batch_stats": batch_stats}
         means, _ = _run(batch, variables, len(split.labels), config.eval.batch_size, key)
         names = ("nll", "kl", "mse", "accuracy", "accuracy_perm")
+        if not split.labelled:  # measured against placeholder labels
+            names = names[:3]
         return {name: float(means[name]) for name in names if name in means}
 
     return validate
@@ -219,25 +221,23 @@ def evaluate(
     output: str | None = None,
     plots: bool = False,
     dynamic_graph: bool = False,
+    prediction_steps: int | None = None,
 ) -> dict:
     """Evaluate the run in `workdir` on a test split; writes and returns the eval.json dict.
 
     The best-validation checkpoint (`checkpoints/best`) is used, the latest if none.
-    `data_dir` evaluates another dataset's test split with the run's normalisation.
+    `data_dir` evaluates another dataset's test split with the run's normalisation;
+    `prediction_steps` overrides config.eval.prediction_steps (the Table 2 horizon).
     """
     workdir = Path(workdir)
-    config, norm = checkpoints.load_config(workdir)
+    config, _ = checkpoints.load_config(workdir)
     baseline = config.model.get("baseline", "none")
     if baseline != "none" and (plots or dynamic_graph):
         flag = "--plots" if plots else "--dynamic_graph"
         raise ValueError(
             f"{flag} needs NRI's inferred graphs; config.model.baseline={baseline!r} has none"
         )
-    if baseline in ("static", "corr_path"):  # no parameters, no checkpoint
-        model, variables, epoch = None, {}, None
-    else:
-        config, norm, model, state, epoch = checkpoints.load_run(workdir)
-        variables = {"params": state.params, "batch_stats": state.batch_stats}
+    config, norm, model, variables, epoch = checkpoints.restore_run(workdir)
     data_config = ml_collections.ConfigDict(config.data.to_dict())
     if data_dir is not None:
         data_config.dir = data_dir
@@ -245,37 +245,95 @@ def evaluate(
         data_config, config.model.edge_types, splits=("test",), normalisation=norm
     )
     test = splits["test"]
-    if baseline in baselines.CORRELATION:
-        result = _correlation_result(config, norm, model, variables, test)
-        result.update(checkpoint_epoch=epoch, data_dir=str(data_config.dir), baseline=baseline)
-        return _write(result, workdir, output)
-    timesteps, horizon = config.train.timesteps, config.eval.prediction_steps
-    frames = test.features.shape[2]
-    if frames < timesteps + horizon + 1:
+    if plots and eval_horizon(config, test, prediction_steps) == 0:
         raise ValueError(
-            f"test split has {frames} frames; the protocol needs timesteps + prediction_steps + 1"
-            f" = {timesteps + horizon + 1}"
+            f"--plots draws predicted frames, but {test.name} has none after the encoder's "
+            f"{config.train.timesteps}"
         )
+    result, shown = _protocol(
+        config, norm, model, variables, epoch, test, None, dynamic_graph, prediction_steps
+    )
+    result["data_dir"] = str(data_config.dir)
+    _write(result, workdir, output)
+    if plots:
+        from nri_jax import plots as plots_lib
+
+        first_index, future, edges = shown
+        permutation = result.get("edge_type_permutation", range(config.model.edge_types))
+        plots_lib.write_plots(
+            workdir / "plots",
+            test.features[first_index[:4]],
+            np.asarray(future[:4]),
+            np.asarray(jnp.argmax(edges[:4], -1)),
+            test.labels[first_index[:4]] if test.labelled else None,
+            config.train.timesteps,
+            config.data.system,
+            list(permutation),
+        )
+    return result
+
+
+def evaluate_model(
+    config: ml_collections.ConfigDict,
+    normalisation: Normalisation,
+    model: NRI | baselines.RecurrentBaseline | None,
+    variables: dict,
+    epoch: int | None,
+    test: Split,
+    valid: Split | None = None,
+    dynamic_graph: bool = False,
+    prediction_steps: int | None = None,
+) -> dict:
+    """The test protocol on a restored run (`checkpoints.restore_run`) and a normalised `test`
+    split: `evaluate`'s dict without `data_dir`, nothing written.
+
+    `valid` is the split a correlation baseline's cut is fitted on (default: the run's own).
+    """
+    result, _ = _protocol(
+        config,
+        normalisation,
+        model,
+        variables,
+        epoch,
+        test,
+        valid,
+        dynamic_graph,
+        prediction_steps,
+    )
+    return result
+
+
+def _protocol(config, norm, model, variables, epoch, test, valid, dynamic_graph, steps):
+    """(eval.json's dict without data_dir, (first batch's index, future, edges) or None)."""
+    baseline = config.model.get("baseline", "none")
+    if baseline in baselines.CORRELATION:
+        if not test.labelled:
+            raise ValueError(f"{test.name}: no edges, but {baseline} reports edge accuracy only")
+        result = _correlation_result(config, norm, model, variables, test, valid)
+        result.update(checkpoint_epoch=epoch, baseline=baseline)
+        return result, None
+    horizon = eval_horizon(config, test, steps)
     if dynamic_graph and config.model.decoder != "rnn":
         raise ValueError("--dynamic_graph needs a run with config.model.decoder='rnn'")
     if dynamic_graph and config.model.get("graph", "learned") != "learned":
         raise ValueError(
             "--dynamic_graph re-runs the encoder: it needs config.model.graph='learned'"
         )
+    if config.model.get("graph", "learned") == "true" and not test.labelled:
+        raise ValueError(f"{test.name}: no edges, but config.model.graph='true' decodes them")
+    key = jax.random.key(config.seed + 2)
     if baseline != "none":
         batch = _predictor_batch_fn(model, config, jnp.asarray(test.features), horizon)
-        key = jax.random.key(config.seed + 2)
         means, _ = _run(batch, variables, len(test.labels), config.eval.batch_size, key)
         result = {
             "nll": float(means["nll"]),
             "mse_one_step": float(means["mse"]),
-            "mse_per_step": [float(v) for v in means["mse_per_step"]],
+            "mse_per_step": [float(v) for v in means.get("mse_per_step", [])],
             "num_test": means["count"],
             "checkpoint_epoch": epoch,
-            "data_dir": str(data_config.dir),
             "baseline": baseline,
         }
-        return _write(result, workdir, output)
+        return result, None
     batch = _batch_fn(
         model,
         config,
@@ -284,40 +342,29 @@ def evaluate(
         horizon=horizon,
         dynamic_graph=dynamic_graph,
     )
-    key = jax.random.key(config.seed + 2)
-    means, (first_index, (future, edges)) = _run(
+    means, (first_index, extras) = _run(
         batch, variables, len(test.labels), config.eval.batch_size, key
     )
-    result = {
-        "edge_accuracy": means["accuracy_perm"],
-        "edge_accuracy_raw": float(means["accuracy"]),
-        # permutation[p]: the label that predicted edge type p stands for.
-        "edge_type_permutation": means["permutation"],
-        "nll": float(means["nll"]),
-        "kl": float(means["kl"]),
-        "mse_one_step": float(means["mse"]),
-        "mse_per_step": [float(v) for v in means["mse_per_step"]],
-        "num_test": means["count"],
-        "checkpoint_epoch": int(epoch),
-        "data_dir": str(data_config.dir),
-        "dynamic_graph": dynamic_graph,
-    }
-    _write(result, workdir, output)
-    if plots:
-        from nri_jax import plots as plots_lib
-
-        shown = first_index[:4]
-        plots_lib.write_plots(
-            workdir / "plots",
-            test.features[shown],
-            np.asarray(future[:4]),
-            np.asarray(jnp.argmax(edges[:4], -1)),
-            test.labels[shown],
-            timesteps,
-            config.data.system,
-            means["permutation"],
-        )
-    return result
+    result = {}
+    if test.labelled:
+        result = {
+            "edge_accuracy": means["accuracy_perm"],
+            "edge_accuracy_raw": float(means["accuracy"]),
+            # permutation[p]: the label that predicted edge type p stands for.
+            "edge_type_permutation": means["permutation"],
+        }
+    result.update(
+        {
+            "nll": float(means["nll"]),
+            "kl": float(means["kl"]),
+            "mse_one_step": float(means["mse"]),
+            "mse_per_step": [float(v) for v in means.get("mse_per_step", [])],
+            "num_test": means["count"],
+            "checkpoint_epoch": int(epoch),
+            "dynamic_graph": dynamic_graph,
+        }
+    )
+    return result, None if extras is None else (first_index, *extras)
 
 
 def _write(result: dict, workdir: Path, output: str | None) -> dict:
@@ -338,11 +385,14 @@ def _correlation_vectors(config, model, variables, features: np.ndarray) -> np.n
     return np.concatenate(hidden)[: len(frames)]
 
 
-def _correlation_result(config, norm, model, variables, test: Split) -> dict:
-    """Edge accuracy of a correlation baseline on `test`, its cut fitted on the validation
-    split of the run's own dataset (with the run's normalisation)."""
-    splits, _ = load_dataset(config.data, config.model.edge_types, ("valid",), norm)
-    valid = splits["valid"]
+def _correlation_result(config, norm, model, variables, test: Split, valid=None) -> dict:
+    """Edge accuracy of a correlation baseline on `test`, its cut fitted on `valid`, by default
+    the validation split of the run's own dataset (with the run's normalisation)."""
+    if valid is None:
+        splits, _ = load_dataset(config.data, config.model.edge_types, ("valid",), norm)
+        valid = splits["valid"]
+    if not valid.labelled:
+        raise ValueError(f"{valid.name}: no edges, but the correlation cut is fitted on them")
     valid_scores = baselines.correlation_scores(
         _correlation_vectors(config, model, variables, valid.features)
     )
@@ -375,7 +425,7 @@ def format_table(result: dict) -> str:
         lines.append(f"NLL                {result['nll']:.6g}")
     if "kl" in result:
         lines.append(f"KL                 {result['kl']:.6g}")
-    if "mse_per_step" in result:
+    if result.get("mse_per_step"):
         steps = result["mse_per_step"]
         lines.append(
             "MSE at step        "

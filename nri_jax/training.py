@@ -24,8 +24,16 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from nri_jax import checkpoints, evaluation, losses, sim_decoder
-from nri_jax.config import check_config
-from nri_jax.data import check_splits, load_dataset
+from nri_jax.config import OWN, check_config
+from nri_jax.data import (
+    SPLITS,
+    Normalisation,
+    Split,
+    check_splits,
+    load_dataset,
+    refuse_arrays,
+    resolve_own_config,
+)
 from nri_jax.generate import ensure_dataset
 from nri_jax.metrics_log import MetricsWriter
 from nri_jax.model import NRI, make_model
@@ -116,11 +124,15 @@ def selection_score(config: ml_collections.ConfigDict, valid_metrics: Mapping[st
 
 
 def _epoch_line(epoch: int, metrics: Mapping[str, float], improved: bool) -> str:
-    """The line printed after each epoch (edge figures only for models with an encoder)."""
+    """The line printed after each epoch (edge figures only for models with an encoder, and
+    accuracies only for splits with labels)."""
     train = f"train nll {metrics['train_nll']:.4g}"
     valid = f"valid nll {metrics['valid_nll']:.4g}"
+    if "train_kl" in metrics:
+        train += f" kl {metrics['train_kl']:.4g}"
     if "train_accuracy" in metrics:
-        train += f" kl {metrics['train_kl']:.4g} acc {metrics['train_accuracy']:.4f}"
+        train += f" acc {metrics['train_accuracy']:.4f}"
+    if "valid_accuracy" in metrics:
         valid += (
             f" acc {metrics['valid_accuracy']:.4f} "
             f"(best perm. {metrics['valid_accuracy_perm']:.4f})"
@@ -137,23 +149,52 @@ def _average(sums: Mapping[str, jax.Array]) -> dict[str, float]:
     return {k: float(v) / count for k, v in host.items()}
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> dict:
+def _own_data(
+    config: ml_collections.ConfigDict, data: Mapping | None
+) -> tuple[ml_collections.ConfigDict, dict[str, Split], Normalisation]:
+    """Own data (config.data.system = 'own'): the splits, read and checked before training
+    (test.npz too, if there, so that a test split eval cannot use fails now), and the config
+    with objects and frames read from them; data.dir is emptied for in-memory arrays."""
+    splits, norm = load_dataset(
+        config.data, config.model.edge_types, SPLITS, arrays=data, optional=("test",)
+    )
+    config = resolve_own_config(config, splits)
+    if data is not None:
+        config.data.dir = ""
+    return config, splits, norm
+
+
+def train_and_evaluate(
+    config: ml_collections.ConfigDict, workdir: str | os.PathLike, data: Mapping | None = None
+) -> dict:
     """Train NRI as configured, checkpointing into `workdir`; returns the last epoch's metrics.
 
     If the dataset `config.data` names is missing it is generated first (`nri_jax.generate`).
+    Own data (configs/own_data.py) is read from config.data.dir or given as `data`,
+    `{"train": (trajectories, edges or None), "valid": ..., "test": ... (optional)}`
+    (`nri_jax.own_data`); the stored config records the frames and objects read.
     """
     from tqdm.auto import tqdm
 
     workdir = Path(workdir)
+    own = config.data.system == OWN
+    if own:  # the frames and objects come from the files, so they are read first
+        config, splits, norm = _own_data(config, data)
+    elif data is not None:
+        refuse_arrays(config.data.system)
     check_config(config)
     make_model(config.model)  # unknown names fail here, before any data work
+    if own:
+        check_splits(config, splits)  # bad input leaves no workdir behind
     workdir.mkdir(parents=True, exist_ok=True)
     checkpoints.check_compatible(workdir, config)
 
-    ensure_dataset(config.data, TRAINING_SPLITS)
-    splits, norm = load_dataset(config.data, config.model.edge_types, TRAINING_SPLITS)
-    check_splits(config, splits)
+    if not own:
+        ensure_dataset(config.data, TRAINING_SPLITS)
+        splits, norm = load_dataset(config.data, config.model.edge_types, TRAINING_SPLITS)
+        check_splits(config, splits)
     train_split, valid_split = splits["train"], splits["valid"]
+    del splits  # a test split was only checked
     checkpoints.write_run_files(workdir, config, norm)
 
     batch_size = config.train.batch_size
@@ -203,6 +244,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
                 state, step_metrics = train_step(state, features, labels, batches[i], step_key)
                 sums = step_metrics if sums is None else jax.tree.map(jnp.add, sums, step_metrics)
             train_metrics = _average(sums)
+            if not train_split.labelled:  # measured against placeholder labels
+                train_metrics.pop("accuracy", None)
             valid_metrics = validate(state.params, state.batch_stats)
             score = selection_score(config, valid_metrics)
             improved = score < float(state.best_valid_nll)
