@@ -7,6 +7,7 @@ LLVM's optimisation level 0: it compiles the notebooks' programs a little faster
 system-identification fits' long integration loops about 4x slower (measured).
 """
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -47,5 +48,17 @@ def execute(name: str) -> nbformat.NotebookNode:
     return nb
 
 
+def stdout(cell: nbformat.NotebookNode) -> str:
+    return "".join(o.get("text", "") for o in cell.outputs if o.get("name") == "stdout")
+
+
 def test_simulate_runs():
     execute("simulate.ipynb")
+
+
+def test_system_identification_recovers_every_edge():
+    nb = execute("system_identification.ipynb")
+    (summary,) = [c for c in nb.cells if "summary" in c.metadata.get("tags", [])]
+    result = json.loads(stdout(summary).strip().splitlines()[-1])
+    assert result["size"] == "small"
+    assert result["recovered"] == {"springs": 1.0, "charged": 1.0, "kuramoto": 1.0}
