@@ -1,16 +1,19 @@
 """A run's folder: orbax checkpoints, the stored config and normalisation, loading a run.
 
 `workdir/` holds `config.json` (the run's whole config), `normalisation.json` (the training
-split's min/max, reused to evaluate on other data), `checkpoints/latest/` (the last completed
-epoch, for resuming) and `checkpoints/best/` (the epoch of lowest validation score, for
-evaluation), besides the metric log (`nri_jax.metrics_log`). Orbax writes each checkpoint to
-a temporary folder and renames it when complete; the JSON files are written atomically.
+split's min/max, reused to evaluate on other data), `checkpoints/latest/` (the newest state,
+for resuming, numbered by train step: the end of the last completed epoch or, with
+`train.checkpoint_every_steps`, a step inside the next) and `checkpoints/best/` (the epoch of
+lowest validation score, for evaluation), besides the metric log (`nri_jax.metrics_log`).
+Orbax writes each checkpoint to a temporary folder and renames it when complete, once for
+all processes of a multi-host run; the JSON files are written atomically.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import ml_collections
@@ -25,6 +28,7 @@ from nri_jax.sim_decoder import physics_from_config
 
 CONFIG_FILE = "config.json"
 NORMALISATION_FILE = "normalisation.json"
+EPOCH_SUMS = "epoch_sums"
 # Config keys that may differ between a run and its resumption: they change how a step is
 # computed, not what the checkpoint holds.
 _FREE_MODEL_KEYS = ("messages",)
@@ -35,7 +39,15 @@ def managers(workdir: Path) -> tuple[ocp.CheckpointManager, ocp.CheckpointManage
     return tuple(
         ocp.CheckpointManager(
             (workdir / "checkpoints" / name).absolute(),
-            options=ocp.CheckpointManagerOptions(max_to_keep=1, create=True),
+            options=ocp.CheckpointManagerOptions(
+                max_to_keep=1,
+                create=True,
+                # The two managers save at once; in a multi-host run their barriers between
+                # processes need distinct names.
+                multiprocessing_options=ocp.options.MultiprocessingOptions(
+                    barrier_sync_key_prefix=name
+                ),
+            ),
         )
         for name in ("latest", "best")
     )
@@ -47,8 +59,26 @@ def restore(manager: ocp.CheckpointManager, target, step: int | None = None):
     return manager.restore(step, args=ocp.args.StandardRestore(target))
 
 
-def save(manager: ocp.CheckpointManager, epoch: int, state: train_state.TrainState) -> None:
-    manager.save(epoch, args=ocp.args.StandardSave(state))
+def save(
+    manager: ocp.CheckpointManager,
+    number: int,
+    state: train_state.TrainState,
+    epoch_sums: Mapping[str, float] | None = None,
+) -> None:
+    """Save `state` as checkpoint `number` (`latest`: the train step; `best`: the epoch).
+
+    A checkpoint inside an epoch carries the epoch's metric sums so far (`epoch_sums`, in the
+    checkpoint's metadata, written with it), so a run resumed from it ends the epoch with the
+    metrics an uninterrupted run logs.
+    """
+    metadata = None if epoch_sums is None else {EPOCH_SUMS: dict(epoch_sums)}
+    manager.save(number, args=ocp.args.StandardSave(state), custom_metadata=metadata)
+
+
+def saved_epoch_sums(manager: ocp.CheckpointManager) -> dict[str, float] | None:
+    """The epoch sums stored with the newest checkpoint (None for one at an epoch's end)."""
+    metadata = manager.metadata(manager.latest_step()).custom_metadata or {}
+    return metadata.get(EPOCH_SUMS)
 
 
 def check_compatible(workdir: Path, config: ml_collections.ConfigDict) -> None:
@@ -109,7 +139,7 @@ def load_run(
     model = make_model(config.model, physics)
     example = np.zeros((2, config.data.num_objects, config.train.timesteps, norm.dims), np.float32)
     state = restore(manager, train_state.abstract_state(model, config, example))
-    return config, norm, model, state, manager.latest_step()
+    return config, norm, model, state, int(state.epoch)  # completed epochs it holds
 
 
 # The baselines with nothing to train: their runs hold no checkpoint (nri_jax/baselines.py).

@@ -109,6 +109,12 @@ def base_config(system: str) -> ml_collections.ConfigDict:
     # Frames the encoder sees and training decodes (the first of each trajectory). Own data: 0
     # = every frame of train.npz (data.resolve_own_config; docs/usage.md).
     train.timesteps = 0 if system == OWN else 49
+    # Also checkpoint every this many train steps inside an epoch (0: at epochs' ends only); a
+    # run killed between two resumes from the later with the same batch order and metrics.
+    train.checkpoint_every_steps = 0
+    # A progress line every this many steps (0: none by count). Without a terminal on stdout
+    # a line is printed at least every minute anyway (nri_jax/progress.py).
+    train.log_every_steps = 0
 
     # Evaluation.
     config.eval = evaluation = ml_collections.ConfigDict()
@@ -271,6 +277,8 @@ def check_config(config: ml_collections.ConfigDict, num_devices: int | None = No
     _integer("train.batch_size", train.batch_size, 1)
     _integer("train.prediction_steps", train.prediction_steps, 1)
     _integer("train.timesteps", train.timesteps, 2)
+    _integer("train.checkpoint_every_steps", train.get("checkpoint_every_steps", 0), 0)
+    _integer("train.log_every_steps", train.get("log_every_steps", 0), 0)
     _integer("eval.prediction_steps", config.eval.prediction_steps, 0, " (0: all that fit)")
     _integer("eval.batch_size", config.eval.batch_size, 1)
     _at_least("train.temperature", train.temperature, 1e-6)

@@ -35,10 +35,13 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from nri_jax import atomic, baselines, checkpoints, losses, metrics
 from nri_jax.data import Normalisation, Split, eval_horizon, load_dataset
 from nri_jax.model import NRI, fixed_edges
+from nri_jax.train_state import make_mesh
 
 
 def padded_batches(num: int, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -195,11 +198,13 @@ def make_validation(
     """The validation pass: `(params, batch_stats) -> {nll, kl, mse, accuracy, accuracy_perm}`
     ({nll, mse} for a baseline predictor).
 
-    One compiled batch function; the split's first `timesteps` frames stay on the device.
+    One compiled batch function; the split's first `timesteps` frames stay on the devices,
+    placed like the parameters (replicated over every process's devices in a multi-host run).
     """
-    features = jnp.asarray(split.features[:, :, : config.train.timesteps])
+    replicated = NamedSharding(make_mesh(), P())
+    features = jax.device_put(split.features[:, :, : config.train.timesteps], replicated)
     if isinstance(model, NRI):
-        batch = _batch_fn(model, config, features, jnp.asarray(split.labels))
+        batch = _batch_fn(model, config, features, jax.device_put(split.labels, replicated))
     else:
         batch = _predictor_batch_fn(model, config, features)
     key = jax.random.key(config.seed + 1)

@@ -88,10 +88,14 @@ def init_state(
 
     `example` `[samples, objects, time, dims]` sets the shapes. Initialised as one compiled
     program: op by op, the forward pass that `init` runs compiled ~150 small programs, which
-    took 6-7 s before the first step.
+    took 6-7 s before the first step. Replicated over `make_mesh()`'s devices.
     """
     tx = make_optimizer(config.train, steps_per_epoch)
-    state = jax.jit(lambda x: _initial_state(model, config, tx, x))(jnp.asarray(example))
+    # Placed on every device of every process: a multi-host run cannot place a process-local
+    # array on the global mesh afterwards (jax.device_put returns a broken array there).
+    replicated = NamedSharding(make_mesh(), P())
+    init = jax.jit(lambda x: _initial_state(model, config, tx, x), out_shardings=replicated)
+    state = init(np.asarray(example))
     return state, tx
 
 

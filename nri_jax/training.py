@@ -19,11 +19,12 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 import optax
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from nri_jax import checkpoints, evaluation, losses, sim_decoder
+from nri_jax import checkpoints, distributed, evaluation, losses, preemption, sim_decoder
 from nri_jax.config import OWN, check_config
 from nri_jax.data import (
     SPLITS,
@@ -37,6 +38,7 @@ from nri_jax.data import (
 from nri_jax.generate import ensure_dataset
 from nri_jax.metrics_log import MetricsWriter
 from nri_jax.model import NRI, make_model
+from nri_jax.progress import Progress
 from nri_jax.train_state import TrainState, init_state, make_mesh
 
 TRAINING_SPLITS = ("train", "valid")
@@ -144,9 +146,25 @@ def _epoch_line(epoch: int, metrics: Mapping[str, float], improved: bool) -> str
 
 
 def _average(sums: Mapping[str, jax.Array]) -> dict[str, float]:
-    host = jax.device_get(sums)
-    count = float(host.pop("count"))
-    return {k: float(v) / count for k, v in host.items()}
+    host = _host_sums(sums)
+    count = host.pop("count")
+    return {k: v / count for k, v in host.items()}
+
+
+def _host_sums(sums: Mapping[str, jax.Array]) -> dict[str, float]:
+    """An epoch's metric sums on the host (exact: float32 values as Python floats)."""
+    return {k: float(v) for k, v in jax.device_get(sums).items()}
+
+
+def _device_sums(sums: Mapping[str, float], sharding: NamedSharding) -> dict[str, jax.Array]:
+    """`_host_sums`' inverse, placed like the train step's metrics."""
+    return {k: jax.device_put(np.float32(v), sharding) for k, v in sums.items()}
+
+
+def lead_print(line: str) -> None:
+    """Print on the lead process only (one copy of each line in a multi-host job's log)."""
+    if distributed.is_lead():
+        print(line, flush=True)
 
 
 def _own_data(
@@ -174,8 +192,6 @@ def train_and_evaluate(
     `{"train": (trajectories, edges or None), "valid": ..., "test": ... (optional)}`
     (`nri_jax.own_data`); the stored config records the frames and objects read.
     """
-    from tqdm.auto import tqdm
-
     workdir = Path(workdir)
     own = config.data.system == OWN
     if own:  # the frames and objects come from the files, so they are read first
@@ -190,12 +206,15 @@ def train_and_evaluate(
     checkpoints.check_compatible(workdir, config)
 
     if not own:
-        ensure_dataset(config.data, TRAINING_SPLITS)
+        if distributed.is_lead():  # one process generates a missing dataset, the rest wait
+            ensure_dataset(config.data, TRAINING_SPLITS)
+        distributed.barrier("dataset")
         splits, norm = load_dataset(config.data, config.model.edge_types, TRAINING_SPLITS)
         check_splits(config, splits)
     train_split, valid_split = splits["train"], splits["valid"]
     del splits  # a test split was only checked
-    checkpoints.write_run_files(workdir, config, norm)
+    if distributed.is_lead():
+        checkpoints.write_run_files(workdir, config, norm)
 
     batch_size = config.train.batch_size
     steps_per_epoch = len(train_split.features) // batch_size
@@ -204,70 +223,125 @@ def train_and_evaluate(
         physics = sim_decoder.physics_from_config(config, norm)
     model = make_model(config.model, physics)
     if model is None:
-        print(
+        lead_print(
             f"config.model.baseline={config.model.baseline!r} has no parameters: nothing to "
-            f"train; eval.py --workdir {workdir} evaluates it",
-            flush=True,
+            f"train; eval.py --workdir {workdir} evaluates it"
         )
         return {}
     example = train_split.features[:2, :, : config.train.timesteps]
     state, tx = init_state(model, config, example, steps_per_epoch)
 
     latest, best = checkpoints.managers(workdir)
+    epoch_sums = None
     if latest.latest_step() is not None:
         state = checkpoints.restore(latest, state)
-        print(f"resuming from {workdir} after epoch {int(state.epoch)}")
+        epoch_sums = checkpoints.saved_epoch_sums(latest)
+        within = int(state.step) - int(state.epoch) * steps_per_epoch
+        if not 0 <= within < steps_per_epoch or (within > 0) != (epoch_sums is not None):
+            raise ValueError(
+                f"workdir {workdir}: its checkpoint at train step {int(state.step)} does not "
+                f"fit {steps_per_epoch} steps per epoch (were config.data.num_train or "
+                f"config.train.batch_size changed?); use a new --workdir"
+            )
+        where = f" and {within} steps" if within else ""
+        lead_print(f"resuming from {workdir} after epoch {int(state.epoch)}{where}")
 
     replicated = NamedSharding(make_mesh(), P())
     state = jax.device_put(state, replicated)
-    features = jax.device_put(jnp.asarray(train_split.features), replicated)
-    labels = jax.device_put(jnp.asarray(train_split.labels), replicated)
+    features = jax.device_put(train_split.features, replicated)
+    labels = jax.device_put(train_split.labels, replicated)
     train_step = make_train_step(model, tx, config)
     validate = evaluation.make_validation(model, config, valid_split)
+    # The epoch's sample order: one program, its result placed like the data on every process.
+    epoch_order = jax.jit(
+        lambda key: jax.random.permutation(key, len(train_split.labels)),
+        out_shardings=replicated,
+    )
 
     base_key = jax.random.key(config.seed)
     shuffle_key, step_key = jax.random.split(jax.random.fold_in(base_key, 1))
-    writer = MetricsWriter(workdir, completed_epochs=int(state.epoch))
+    train_cfg = config.train
+    every = train_cfg.get("checkpoint_every_steps", 0)
+    lead = distributed.is_lead()
+    writer = MetricsWriter(workdir, completed_epochs=int(state.epoch)) if lead else None
+    progress = Progress(
+        train_cfg.epochs,
+        steps_per_epoch,
+        batch_size,
+        every_steps=train_cfg.get("log_every_steps", 0),
+        enabled=lead,
+        labelled=train_split.labelled,
+    )
     metrics: dict[str, float] = {}
     try:
-        for epoch in range(int(state.epoch), config.train.epochs):
-            start = time.perf_counter()
-            order = jax.random.permutation(jax.random.fold_in(shuffle_key, epoch), len(labels))
-            batches = order[: steps_per_epoch * batch_size].reshape(steps_per_epoch, batch_size)
-            sums = None
-            for i in tqdm(
-                range(steps_per_epoch),
-                desc=f"epoch {epoch + 1}/{config.train.epochs}",
-                leave=False,
-                disable=None,
-            ):
-                state, step_metrics = train_step(state, features, labels, batches[i], step_key)
-                sums = step_metrics if sums is None else jax.tree.map(jnp.add, sums, step_metrics)
-            train_metrics = _average(sums)
-            if not train_split.labelled:  # measured against placeholder labels
-                train_metrics.pop("accuracy", None)
-            valid_metrics = validate(state.params, state.batch_stats)
-            score = selection_score(config, valid_metrics)
-            improved = score < float(state.best_valid_nll)
-            best_score = min(score, float(state.best_valid_nll))
-            # Placed like the rest of the state, so the next step does not recompile.
-            state = jax.device_put(
-                state.replace(
-                    epoch=jnp.asarray(epoch + 1, jnp.int32),
-                    best_valid_nll=jnp.asarray(best_score, jnp.float32),
-                ),
-                replicated,
-            )
-            metrics = {f"train_{k}": v for k, v in train_metrics.items()}
-            metrics.update({f"valid_{k}": v for k, v in valid_metrics.items()})
-            metrics["time"] = time.perf_counter() - start
-            writer.write(epoch + 1, metrics)
-            checkpoints.save(latest, epoch + 1, state)
-            if improved:
-                checkpoints.save(best, epoch + 1, state)
-            print(_epoch_line(epoch + 1, metrics, improved), flush=True)
+        with preemption.StopSignal() as stop:
+            for epoch in range(int(state.epoch), train_cfg.epochs):
+                start = time.perf_counter()
+                first = int(state.step) - epoch * steps_per_epoch  # > 0 when resumed inside
+                order = epoch_order(jax.random.fold_in(shuffle_key, epoch))
+                batches = order[: steps_per_epoch * batch_size].reshape(steps_per_epoch, -1)
+                sums = None if epoch_sums is None else _device_sums(epoch_sums, replicated)
+                epoch_sums = None
+                progress.start_epoch(epoch, first)
+                for i in range(first, steps_per_epoch):
+                    state, step_metrics = train_step(state, features, labels, batches[i], step_key)
+                    sums = (
+                        step_metrics if sums is None else jax.tree.map(jnp.add, sums, step_metrics)
+                    )
+                    done, step = i + 1, epoch * steps_per_epoch + i + 1
+                    progress.step(done, sums)
+                    if done == steps_per_epoch:
+                        break  # the epoch's end saves and stops below
+                    if stop.reached(step):
+                        checkpoints.save(latest, step, state, _host_sums(sums))
+                        latest.wait_until_finished()
+                        message = (
+                            f"stopped by signal {stop.signum} after train step {step} "
+                            f"(epoch {epoch + 1}, step {done}/{steps_per_epoch}); checkpoint "
+                            f"written to {workdir}: rerun the same command to resume"
+                        )
+                        lead_print(message)
+                        raise preemption.Preempted(stop.signum, message)
+                    if every and step % every == 0:
+                        checkpoints.save(latest, step, state, _host_sums(sums))
+                progress.end_epoch()
+                train_metrics = _average(sums)
+                if not train_split.labelled:  # measured against placeholder labels
+                    train_metrics.pop("accuracy", None)
+                valid_metrics = validate(state.params, state.batch_stats)
+                score = selection_score(config, valid_metrics)
+                improved = score < float(state.best_valid_nll)
+                best_score = min(score, float(state.best_valid_nll))
+                # Placed like the rest of the state, so the next step does not recompile (from
+                # numpy: a process-local jax array cannot be put on a multi-host mesh).
+                state = jax.device_put(
+                    state.replace(
+                        epoch=np.asarray(epoch + 1, np.int32),
+                        best_valid_nll=np.asarray(best_score, np.float32),
+                    ),
+                    replicated,
+                )
+                metrics = {f"train_{k}": v for k, v in train_metrics.items()}
+                metrics.update({f"valid_{k}": v for k, v in valid_metrics.items()})
+                metrics["time"] = time.perf_counter() - start
+                if writer is not None:
+                    writer.write(epoch + 1, metrics)
+                checkpoints.save(latest, int(state.step), state)
+                if improved:
+                    checkpoints.save(best, epoch + 1, state)
+                lead_print(_epoch_line(epoch + 1, metrics, improved))
+                if stop.reached(int(state.step)) and epoch + 1 < train_cfg.epochs:
+                    latest.wait_until_finished()
+                    message = (
+                        f"stopped by signal {stop.signum} after epoch {epoch + 1}; checkpoint "
+                        f"written to {workdir}: rerun the same command to resume"
+                    )
+                    lead_print(message)
+                    raise preemption.Preempted(stop.signum, message)
     finally:
+        progress.end_epoch()
         latest.wait_until_finished()
         best.wait_until_finished()
-        writer.close()
+        if writer is not None:
+            writer.close()
     return metrics
