@@ -7,6 +7,7 @@ import jax
 import numpy as np
 import pytest
 
+from nri_jax import config as config_lib
 from simulators import graphs
 
 DRAWS = 4000
@@ -34,6 +35,13 @@ def assert_frequency(successes, trials, p, sigmas=4.0):
     """A binomial count within `sigmas` standard deviations of trials * p."""
     sd = np.sqrt(trials * p * (1 - p))
     assert abs(successes - trials * p) <= sigmas * sd + 1e-9, (successes, trials * p, sd)
+
+
+def test_families_match_the_config_names():
+    assert tuple(graphs.FAMILIES) == tuple(config_lib.GRAPHS)
+    for name, keys in config_lib.GRAPHS.items():
+        params = {key.removeprefix(f"{name}_"): config_lib.GRAPH_DEFAULTS[key] for key in keys}
+        assert graphs.make(name, **params).name == name
 
 
 @pytest.mark.parametrize("directed", [False, True])
