@@ -1,7 +1,7 @@
 """Evaluate a trained run on its test split: `python eval.py --workdir runs/springs5`.
 
-Prints a table and writes DIR/eval.json (edge_accuracy, edge_accuracy_raw, nll, kl,
-mse_per_step; edge figures only where the test split has edge labels). See
+Prints a table and writes DIR/eval.json (edge_accuracy, edge_accuracy_raw, edge_auroc, nll,
+kl, mse_per_step; edge figures only where the test split has edge labels). See
 nri_jax/evaluation.py for the protocol, docs/usage.md for own data.
 """
 

@@ -211,6 +211,11 @@ def fit_threshold(scores: np.ndarray, labels: np.ndarray) -> dict:
     return best
 
 
+def edge_scores(scores: np.ndarray, fit: dict) -> np.ndarray:
+    """The fitted transform of the correlations `[S, E]`: higher means type 1 (the AUROC's)."""
+    return _transform(np.asarray(scores), fit["transform"])
+
+
 def predict_edges(scores: np.ndarray, fit: dict) -> np.ndarray:
     """Edge types `[S, E]` (0 / 1) from scores and a `fit_threshold` result."""
-    return (_transform(np.asarray(scores), fit["transform"]) > fit["threshold"]).astype(np.int32)
+    return (edge_scores(scores, fit) > fit["threshold"]).astype(np.int32)

@@ -18,6 +18,27 @@ from typing import Any
 import ml_collections
 
 SYSTEMS = ("springs", "charged", "kuramoto")  # the simulated systems (nri_jax.generate)
+# Interaction-graph families (simulators/graphs.py) and each one's config.data keys; the keys
+# are the family's parameters with the family's name in front (but edge_prob for 'er').
+GRAPHS = {
+    "er": ("edge_prob",),
+    "ba": ("ba_m",),
+    "ws": ("ws_k", "ws_beta"),
+    "sbm": ("sbm_blocks", "sbm_p_in", "sbm_p_out"),
+}
+GRAPH_SYSTEMS = ("springs", "kuramoto")  # charged: every pair interacts (edge types = signs)
+# The defaults, also what a dataset whose manifest predates a key was generated with.
+GRAPH_DEFAULTS = {
+    "graph": "er",  # the paper's
+    "edge_prob": 0.5,
+    "ba_m": 2,
+    "ws_k": 2,
+    "ws_beta": 0.2,
+    "sbm_blocks": 2,
+    "sbm_p_in": 0.8,
+    "sbm_p_out": 0.1,
+}
+SPRING_DEFAULTS = {"spring_constants": (0.0, 0.1), "type_probs": ()}
 # config.data.system for a user's own trajectories (nri_jax/own_data.py, configs/own_data.py):
 # nothing is simulated; objects, dims and frames are read from the files.
 OWN = "own"
@@ -64,6 +85,18 @@ def base_config(system: str) -> ml_collections.ConfigDict:
         data.length_test = 10000
         data.sample_freq = 100
         data.dt = 0.001
+    if system in GRAPH_SYSTEMS:
+        # Interaction graphs (simulators/graphs.py): 'er' (each pair joined with probability
+        # edge_prob; Kuramoto: each ordered pair) | 'ba' (Barabasi-Albert, each new object
+        # joins ba_m earlier ones) | 'ws' (Watts-Strogatz ring of degree ws_k, each edge
+        # rewired with probability ws_beta) | 'sbm' (sbm_blocks contiguous blocks, pairs joined
+        # with probability sbm_p_in within a block, sbm_p_out between).
+        data.update(GRAPH_DEFAULTS)
+    if system == "springs":
+        # Spring constant of each edge type, type 0 = no spring (K = its length; train with
+        # model.edge_types >= K). Each joined pair draws a type among 1..K-1 uniformly, or with
+        # the K - 1 probabilities type_probs; () = uniform.
+        data.update(SPRING_DEFAULTS)
 
     # Model.
     config.model = model = ml_collections.ConfigDict()
@@ -188,9 +221,102 @@ def num_frames(length: int, sample_freq: int) -> int:
     return length // sample_freq - 1
 
 
+def _probability(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise ValueError(f"config.{name}={value!r} must be a probability in [0, 1]")
+
+
+def _check_graph(data: Mapping) -> None:
+    """data.graph and its family's keys; none of them for charged particles."""
+    system, n = data["system"], data["num_objects"]
+    if system not in GRAPH_SYSTEMS:
+        present = [key for key in GRAPH_DEFAULTS if key in data]
+        if present:
+            raise ValueError(
+                f"config.data.{present[0]}: charged particles all interact (their edge types "
+                f"are charge signs); graph families are for springs and kuramoto, remove it"
+            )
+        return
+    graph = data.get("graph", "er")
+    choice("data.graph", graph, tuple(GRAPHS))
+    value = {key: data.get(key, GRAPH_DEFAULTS[key]) for key in GRAPHS[graph]}
+    if graph == "er":
+        _probability("data.edge_prob", value["edge_prob"])
+    elif graph == "ba":
+        _integer("data.ba_m", value["ba_m"], 1)
+        if value["ba_m"] >= n:
+            raise ValueError(
+                f"config.data.ba_m={value['ba_m']} must be smaller than config.data."
+                f"num_objects={n} (each new object joins ba_m earlier ones)"
+            )
+    elif graph == "ws":
+        k = value["ws_k"]
+        _integer("data.ws_k", k, 2)
+        if k % 2 or k >= n:
+            raise ValueError(
+                f"config.data.ws_k={k} must be even and smaller than config.data.num_objects="
+                f"{n} (each object starts joined to ws_k / 2 neighbours on either side)"
+            )
+        _probability("data.ws_beta", value["ws_beta"])
+    else:
+        _integer("data.sbm_blocks", value["sbm_blocks"], 1)
+        if value["sbm_blocks"] > n:
+            raise ValueError(
+                f"config.data.sbm_blocks={value['sbm_blocks']} must not exceed config.data."
+                f"num_objects={n}"
+            )
+        _probability("data.sbm_p_in", value["sbm_p_in"])
+        _probability("data.sbm_p_out", value["sbm_p_out"])
+
+
+def spring_types(data: Mapping) -> int:
+    """K, the number of edge types of a springs dataset (2, the paper's, for other systems)."""
+    return len(data.get("spring_constants", SPRING_DEFAULTS["spring_constants"]))
+
+
+def _check_edge_types(data: Mapping) -> None:
+    """data.spring_constants (0 first, then positive) and data.type_probs (springs only)."""
+    if data["system"] != "springs":
+        for key in SPRING_DEFAULTS:
+            if key in data:
+                raise ValueError(
+                    f"config.data.{key}: edge types with their own spring constants are for "
+                    f"springs; remove it for {data['system']}"
+                )
+        return
+    constants = data.get("spring_constants", SPRING_DEFAULTS["spring_constants"])
+    numbers = isinstance(constants, list | tuple) and all(
+        isinstance(c, int | float) and not isinstance(c, bool) for c in constants
+    )
+    if not numbers or len(constants) < 2 or constants[0] != 0:
+        raise ValueError(
+            f"config.data.spring_constants={constants!r} must be a tuple (0.0, k_1, ...): "
+            f"type 0 is no spring, e.g. (0.0, 0.1) (the paper's) or (0.0, 0.1, 1.0)"
+        )
+    if not all(0 < c < math.inf for c in constants[1:]):
+        raise ValueError(
+            f"config.data.spring_constants={constants!r}: the spring constants after the "
+            f"first 0 must be positive numbers"
+        )
+    probs = data.get("type_probs", ())
+    if not isinstance(probs, list | tuple) or (
+        probs
+        and (
+            len(probs) != len(constants) - 1
+            or not all(isinstance(p, int | float) and 0 <= p <= 1 for p in probs)
+            or abs(sum(probs) - 1) > 1e-6
+        )
+    ):
+        raise ValueError(
+            f"config.data.type_probs={probs!r} must be () (uniform) or {len(constants) - 1} "
+            f"probabilities of the spring types 1..{len(constants) - 1}, summing to 1"
+        )
+
+
 def check_data_config(data: Mapping) -> None:
     """`config.data`: a known system, sizes >= 0 (num_train = 0 writes or reads no training
-    split, e.g. a new test split for a trained run), lengths that give frames, dt > 0."""
+    split, e.g. a new test split for a trained run), lengths that give frames, dt > 0, a known
+    graph family with valid parameters, springs' edge types."""
     if data.get("system") == OWN:
         raise ValueError(
             "config.data.system='own': own data is read from config.data.dir as it is; there "
@@ -219,6 +345,8 @@ def check_data_config(data: Mapping) -> None:
     dt = data["dt"]
     if isinstance(dt, bool) or not isinstance(dt, int | float) or not 0 < dt < math.inf:
         raise ValueError(f"config.data.dt={dt!r} must be a positive number")
+    _check_graph(data)
+    _check_edge_types(data)
 
 
 def check_own_data_config(config: Mapping) -> None:
@@ -246,6 +374,12 @@ def _check_sim_decoder(config: Mapping) -> None:
         raise ValueError(
             f"config.model.decoder='sim' needs config.model.edge_types=2, not "
             f"{model['edge_types']} (type 1 is the interaction)"
+        )
+    constants = tuple(data.get("spring_constants", SPRING_DEFAULTS["spring_constants"]))
+    if data["system"] == "springs" and constants != SPRING_DEFAULTS["spring_constants"]:
+        raise ValueError(
+            f"config.model.decoder='sim' simulates the paper's springs (k = 0.1); "
+            f"config.data.spring_constants={constants!r} needs config.model.decoder='mlp' or 'rnn'"
         )
     _integer("model.sim_steps", model.get("sim_steps", 100), 1)
     _at_least("model.sim_softening", model.get("sim_softening", 0.0), 0.0)
@@ -289,6 +423,13 @@ def check_config(config: ml_collections.ConfigDict, num_devices: int | None = No
         raise ValueError(
             f"config.train.prediction_steps={train.prediction_steps} must be smaller than "
             f"config.train.timesteps={train.timesteps}"
+        )
+    if config.data.system == "springs" and model.edge_types < spring_types(config.data):
+        raise ValueError(
+            f"config.model.edge_types={model.edge_types} is fewer than the "
+            f"{spring_types(config.data)} edge types of config.data.spring_constants="
+            f"{tuple(config.data.spring_constants)}; set config.model.edge_types="
+            f"{spring_types(config.data)}"
         )
     if model.encoder == "cnn" and train.timesteps < CNN_MIN_FRAMES:
         # Two VALID convolutions of width 5 around a stride-2 pool (layers.AttentionCNN).

@@ -122,7 +122,7 @@ def make_split(
     name: str,
     source: str = "",
 ) -> Split:
-    """A Split of the original's format: labels int((edges + 1) / 2) off the diagonal."""
+    """A Split of the original's format: labels `original_format.edge_labels(edges)`."""
     labels = edge_labels(edges)
     _check_labels(labels, edge_types, name)
     return Split(norm.apply(features), labels, source=source)

@@ -6,6 +6,10 @@ Per batch (`_batch_fn`):
   against the labels over all off-diagonal pairs, raw and under the best permutation of
   edge-type labels (unsupervised types have no fixed identity), the permutation chosen over
   the whole split from the summed confusion matrix.
+- Edge AUROC (test only; StructInfer's metric, REFERENCE.md §8): the score of an edge is
+  1 - q(type read as label 0 | x), the probability of any interaction, against label != 0
+  (label 0 = no interaction, as in the data; charged: label 1 = repel is the positive class);
+  the type read as label 0 is the one the accuracy's best permutation maps there.
 - NLL / KL (eqs. 18-19, `nri_jax.losses`, per sample): hard (straight-through) Gumbel samples,
   one-step teacher-forced decoding of the last `timesteps` frames. In validation the split is
   cut to `timesteps` frames, so encoder and decoder see the same ones, as the original.
@@ -73,12 +77,15 @@ def _batch_fn(
     labels: jax.Array,
     horizon: int = 0,
     dynamic_graph: bool = False,
+    keep_probs: bool = False,
 ) -> Callable:
     """Jitted `(variables, index, mask, key) -> (sums, (future, edges) or None)` for a split.
 
     `features` `[S, N, T, D]`, `labels` `[S, E]` stay on the device; sums are masked sums
     over the batch of `per_sample_metrics`, the confusion matrix and the sample count, and
-    with `horizon` > 0 the per-step MSE of the Table 2 rollout.
+    with `horizon` > 0 the per-step MSE of the Table 2 rollout; with `keep_probs`,
+    `edge_probs`, the batch's q(z|x) `[batch, E, K]`, which `_run` concatenates instead of
+    summing (for the AUROC).
     """
     timesteps = config.train.timesteps
     temperature, var = config.train.temperature, config.train.var
@@ -106,6 +113,8 @@ def _batch_fn(
         sums = {name: jnp.sum(v * mask) for name, v in per.items()}
         sums["confusion"] = metrics.confusion_matrix(logits, y, edge_types, mask)
         sums["count"] = jnp.sum(mask)
+        if keep_probs:
+            sums["edge_probs"] = probs
         if not horizon:
             return sums, None
         # Table 2: predict frames timesteps + 1 .. timesteps + horizon from true frame timesteps.
@@ -172,11 +181,14 @@ def _run(batch, variables, num: int, batch_size: int, key: jax.Array):
     """The one loop: sum `batch` over the split's padded batches; (totals, first extras).
 
     No host sync inside the loop: the sums stay on the device until the caller reads them.
+    A batch's `edge_probs` are kept, not summed: the means hold them for the whole split.
     """
     index, mask = padded_batches(num, batch_size)
-    total, first = None, None
+    total, first, probs = None, None, []
     for i in range(len(index)):
         sums, extras = batch(variables, index[i], mask[i], jax.random.fold_in(key, i))
+        if "edge_probs" in sums:
+            probs.append(sums.pop("edge_probs"))
         total = sums if total is None else jax.tree.map(jnp.add, total, sums)
         if first is None:
             first = (index[i], extras)
@@ -188,6 +200,8 @@ def _run(batch, variables, num: int, batch_size: int, key: jax.Array):
         accuracy_perm, perm = metrics.best_permutation(confusion)
         means["accuracy_perm"] = float(accuracy_perm)
         means["permutation"] = [int(p) for p in jax.device_get(perm)]
+    if probs:  # The padding repeats the last sample at the end only.
+        means["edge_probs"] = np.concatenate(jax.device_get(probs))[:num]
     means["count"] = int(count)
     return means, first
 
@@ -346,17 +360,20 @@ def _protocol(config, norm, model, variables, epoch, test, valid, dynamic_graph,
         jnp.asarray(test.labels),
         horizon=horizon,
         dynamic_graph=dynamic_graph,
+        keep_probs=test.labelled,
     )
     means, (first_index, extras) = _run(
         batch, variables, len(test.labels), config.eval.batch_size, key
     )
     result = {}
     if test.labelled:
+        scores = metrics.interaction_scores(means["edge_probs"], means["permutation"])
         result = {
             "edge_accuracy": means["accuracy_perm"],
             "edge_accuracy_raw": float(means["accuracy"]),
             # permutation[p]: the label that predicted edge type p stands for.
             "edge_type_permutation": means["permutation"],
+            "edge_auroc": _json_number(metrics.auroc(scores, test.labels != 0)),
         }
     result.update(
         {
@@ -370,6 +387,11 @@ def _protocol(config, norm, model, variables, epoch, test, valid, dynamic_graph,
         }
     )
     return result, None if extras is None else (first_index, *extras)
+
+
+def _json_number(value: float) -> float | None:
+    """NaN (an AUROC of a split with one class only) as JSON's null."""
+    return None if np.isnan(value) else float(value)
 
 
 def _write(result: dict, workdir: Path, output: str | None) -> dict:
@@ -407,9 +429,11 @@ def _correlation_result(config, norm, model, variables, test: Split, valid=None)
     )
     accuracy = float(np.mean(baselines.predict_edges(scores, fit) == test.labels))
     # The cut fixes which side is type 1, so no relabelling is left to choose.
+    auroc = metrics.auroc(baselines.edge_scores(scores, fit), test.labels != 0)
     return {
         "edge_accuracy": accuracy,
         "edge_accuracy_raw": accuracy,
+        "edge_auroc": _json_number(auroc),
         "threshold": fit,
         "num_test": len(test.labels),
     }
@@ -426,6 +450,10 @@ def format_table(result: dict) -> str:
                 f"raw {100 * result['edge_accuracy_raw']:.2f}%"
             )
         lines.append(line)
+    if "edge_auroc" in result:
+        auroc = result["edge_auroc"]
+        shown = "n/a (one class only)" if auroc is None else f"{100 * auroc:.2f}%"
+        lines.append(f"edge AUROC         {shown} (interaction vs none)")
     if "nll" in result:
         lines.append(f"NLL                {result['nll']:.6g}")
     if "kl" in result:

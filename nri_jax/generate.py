@@ -29,10 +29,18 @@ from typing import Any
 import numpy as np
 
 from nri_jax import atomic
-from nri_jax.config import check_data_config, num_frames
+from nri_jax.config import (
+    GRAPH_DEFAULTS,
+    GRAPH_SYSTEMS,
+    GRAPHS,
+    SPRING_DEFAULTS,
+    check_data_config,
+    num_frames,
+)
 from nri_jax.original_format import PREFIXES, SPLITS, file_path, split_files, split_present
 
-# Fields that, with system and dt, determine the data (`dir` is where it lives).
+# Fields that, with system, dt and the draw settings (`_draw_settings`: graph family, springs'
+# edge types), determine the data (`dir` is where it lives).
 _SETTINGS = (
     "num_objects",
     "num_train",
@@ -130,10 +138,55 @@ def _split_status(data_config: Any, split: str, paths: list[pathlib.Path]) -> _S
     return _SplitStatus(not missing and not mismatched, missing, mismatched)
 
 
+def _draw_settings(data_config: Any) -> dict[str, Any]:
+    """How the systems' interactions are drawn: the graph family with its parameters (springs
+    and Kuramoto) and the edge types' spring constants and probabilities (springs)."""
+    system = data_config["system"]
+    settings: dict[str, Any] = {}
+    if system in GRAPH_SYSTEMS:
+        graph = str(data_config.get("graph", GRAPH_DEFAULTS["graph"]))
+        settings["graph"] = graph
+        for key in GRAPHS[graph]:
+            kind = int if isinstance(GRAPH_DEFAULTS[key], int) else float
+            settings[key] = kind(data_config.get(key, GRAPH_DEFAULTS[key]))
+    if system == "springs":
+        for key, default in SPRING_DEFAULTS.items():
+            settings[key] = [float(v) for v in data_config.get(key, default)]
+    return settings
+
+
 def _settings(data_config: Any) -> dict[str, Any]:
     """The fields that determine the data, as plain JSON types (recorded in the manifest)."""
     settings = {field: int(data_config[field]) for field in _SETTINGS}
-    return settings | {"system": str(data_config["system"]), "dt": float(data_config["dt"])}
+    settings |= {"system": str(data_config["system"]), "dt": float(data_config["dt"])}
+    return settings | _draw_settings(data_config)
+
+
+def _recorded(manifest_data: Mapping, key: str) -> Any:
+    """A manifest's setting; one written before the key existed holds the paper's value."""
+    if key in manifest_data:
+        return manifest_data[key]
+    if key in GRAPH_DEFAULTS:
+        return GRAPH_DEFAULTS[key]
+    if key in SPRING_DEFAULTS:
+        return [float(v) for v in SPRING_DEFAULTS[key]]
+    return None
+
+
+def _simulator_options(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """The keyword arguments of the system's `generate_split` for the draw settings."""
+    from simulators import graphs
+
+    options: dict[str, Any] = {}
+    if "graph" in settings:
+        name = settings["graph"]
+        # Config keys are the family's parameters prefixed with its name (but edge_prob).
+        params = {key.removeprefix(f"{name}_"): settings[key] for key in GRAPHS[name]}
+        options["graph"] = graphs.make(name, **params)
+    for key in SPRING_DEFAULTS:
+        if key in settings:
+            options[key] = tuple(settings[key])
+    return options
 
 
 # ----------------------------------------------------------------------------------------------
@@ -176,9 +229,9 @@ def generate_dataset(
         try:
             recorded = json.loads(manifest.read_text())["data"]
             changed = [
-                f"{k}={recorded.get(k)!r} (config: {v!r})"
+                f"{k}={_recorded(recorded, k)!r} (config: {v!r})"
                 for k, v in settings.items()
-                if recorded.get(k) != v
+                if _recorded(recorded, k) != v
             ]
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
             raise ValueError(
@@ -224,6 +277,7 @@ def generate_dataset(
             settings["dt"],
             progress=progress,
             **chunking,
+            **_simulator_options(settings),
         )
         for prefix, array in arrays.items():
             atomic.save_npy(file_path(data_dir, prefix, split, system, n), array)

@@ -2,13 +2,15 @@
 
 One folder holds all splits of a system, as the original's `generate_dataset.py` writes them:
 - springs / charged: `loc_{split}_{system}{N}.npy` and `vel_...` [S, T, 2, N], `edges_...`
-  [S, N, N] (springs {0, 1}; charged q_i q_j in {-1, +1}, diagonal 1);
+  [S, N, N] (springs {0, 1}, or the edge types 0..K-1 of `data.spring_constants`; charged
+  q_i q_j in {-1, +1}, diagonal 1);
 - Kuramoto (the successors' files): `feat_{split}_kuramoto{N}.npy` [S, N, T, 4] and `edges_...`
   [S, N, N] (k_ij in {0, 1}). This project's generator also writes the raw phases
   `phase_...` [S, N, T], their unscaled d(phi)/dt `dphase_...` [S, N, T] and the natural
   frequencies `omega_...` [S, N], which the 'phase' frames (NRI (sim.)'s) are made from.
-Edge labels are int((edges + 1) / 2) over the off-diagonal entries in `nri_jax.graph` order,
-so springs and Kuramoto {0, 1} keep their values and charged -1 / +1 become 0 / 1.
+Edge labels are the off-diagonal entries in `nri_jax.graph` order, with charged's -1
+(attract) read as 0: on the original's values ({0, 1}, {-1, +1}) this is its
+int((edges + 1) / 2), and springs' types 0..K-1 keep their values.
 
 Reading returns frames in the model's layout [S, N, T, D] (float64, unnormalised): particles
 [x, y, vx, vy]. Files are read with `allow_pickle=False`: a dataset is data, never code.
@@ -56,8 +58,9 @@ def split_present(data_config: Mapping, split: str) -> bool:
 
 
 def edge_labels(edges: np.ndarray) -> np.ndarray:
-    """[S, N, N] edge matrices -> [S, E] int32 labels int((edges + 1) / 2), off-diagonal."""
-    return np.floor((matrix_to_edges(np.asarray(edges)) + 1) / 2).astype(np.int32)
+    """[S, N, N] edge matrices -> [S, E] int32 labels max(edges, 0), off-diagonal (charged's
+    -1 / +1 become 0 / 1, the original's int((edges + 1) / 2); types 0..K-1 stay)."""
+    return np.floor(np.maximum(matrix_to_edges(np.asarray(edges)), 0)).astype(np.int32)
 
 
 def phase_frames(phase: np.ndarray, omega: np.ndarray, dphase: np.ndarray) -> np.ndarray:

@@ -23,10 +23,12 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
+from simulators import graphs
 from simulators.devices import padded_chunk_size, split_over_devices, to_host
 
 OMEGA_MIN, OMEGA_MAX = 1.0, 10.0  # Natural frequencies ~ U[1, 10).
 EDGE_PROB = 0.5
+PAPER_GRAPH = graphs.ErdosRenyi(EDGE_PROB)
 NUM_FEATURES = 4  # [d(phi)/dt, sin(phi), phase, omega].
 
 # Dopri5 tolerances. The error norm is relative to the *unwrapped* phase, which grows to ~100
@@ -44,16 +46,21 @@ MAX_STEPS = 4096  # ~130 steps on average at RTOL; a bound is needed for reverse
 _UNROLL_MAX = 16
 
 
-def sample_system(key: jax.Array, num_objects: int) -> tuple[jax.Array, jax.Array, jax.Array]:
+def sample_system(
+    key: jax.Array, num_objects: int, graph: graphs.Graph = PAPER_GRAPH
+) -> tuple[jax.Array, jax.Array, jax.Array]:
     """Draws one random Kuramoto system.
 
     phi0 ~ U[0, 2 pi), omega ~ U[1, 10), k_ij ~ Bernoulli(0.5) independently for each ordered pair
     (directed graph), zero diagonal. Floats use JAX's default float dtype (float64 under
-    `jax.enable_x64`).
+    `jax.enable_x64`). Another `graph` family is drawn directed where it has a directed form
+    (Erdos-Renyi, stochastic block: each ordered pair on its own); Barabasi-Albert and
+    Watts-Strogatz graphs are undirected, so their oscillators are coupled both ways.
 
     Args:
       key: PRNG key.
       num_objects: N, the number of oscillators.
+      graph: the family of the coupling graph (`simulators.graphs`); default the paper's.
 
     Returns:
       phi0 [N] initial phases, omega [N] natural frequencies, coupling [N, N] in {0, 1} (float,
@@ -64,8 +71,7 @@ def sample_system(key: jax.Array, num_objects: int) -> tuple[jax.Array, jax.Arra
     key_phase, key_freq, key_edges = jax.random.split(key, 3)
     phi0 = jax.random.uniform(key_phase, (num_objects,), minval=0.0, maxval=2.0 * math.pi)
     omega = jax.random.uniform(key_freq, (num_objects,), minval=OMEGA_MIN, maxval=OMEGA_MAX)
-    edges = jax.random.bernoulli(key_edges, EDGE_PROB, (num_objects, num_objects))
-    edges = edges & ~jnp.eye(num_objects, dtype=bool)
+    edges = graph.sample(key_edges, num_objects, directed=True)
     return phi0, omega, edges.astype(phi0.dtype)
 
 
@@ -217,7 +223,7 @@ def features(
 
 
 @functools.cache
-def _chunk_fn(num_objects, length_test, sample_freq, dt, rtol, atol):
+def _chunk_fn(num_objects, length_test, sample_freq, dt, rtol, atol, graph):
     """(key, indices [B]) -> (feat, coupling, phase, dphase, omega) for `indices`, jitted.
 
     Built once per configuration; train, valid and test share it (all simulate at test length
@@ -231,7 +237,7 @@ def _chunk_fn(num_objects, length_test, sample_freq, dt, rtol, atol):
         ts = jnp.arange(length_test, dtype=jnp.float64) * dt
 
     def one(key):
-        phi0, omega, coupling = sample_system(key, num_objects)
+        phi0, omega, coupling = sample_system(key, num_objects, graph)
         # ForwardMode: a plain while loop; no gradients are needed here.
         phi = simulate(
             phi0, omega, coupling, ts, rtol=rtol, atol=atol, adjoint=diffrax.ForwardMode()
@@ -273,6 +279,7 @@ def generate_split(
     rtol: float = RTOL,
     atol: float = ATOL,
     devices: list[jax.Device] | None = None,
+    graph: graphs.Graph = PAPER_GRAPH,
 ) -> dict[str, np.ndarray]:
     """Simulates one split of the Kuramoto dataset in the file layouts of REFERENCE.md §1.
 
@@ -298,6 +305,7 @@ def generate_split(
       progress: show a tqdm bar over chunks.
       rtol, atol: Dopri5 tolerances (see `RTOL`).
       devices: where the chunks run (default: all local devices).
+      graph: the family of the coupling graphs (`sample_system`); default the paper's.
 
     Returns:
       'feat' [S, N, T, 4] float32, 'edges' [S, N, N] int64 in {0, 1} (row = receiver),
@@ -337,7 +345,7 @@ def generate_split(
         out["dphase"][start:stop] = dphase[:, :, :num_frames]
         out["omega"][start:stop] = omega
 
-    run = _chunk_fn(num_objects, length_test, sample_freq, float(dt), rtol, atol)
+    run = _chunk_fn(num_objects, length_test, sample_freq, float(dt), rtol, atol, graph)
     pending = None
     starts = range(0, num_sims, chunk_size)
     for start in tqdm(starts, desc="kuramoto", unit="chunk", disable=not progress):

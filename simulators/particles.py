@@ -517,6 +517,7 @@ class ParticleSystem:
         progress: bool = True,
         *,
         devices: list[jax.Device] | None = None,
+        sample_system: SampleFn | None = None,
     ) -> dict[str, np.ndarray]:
         """`num_sims` trajectories of `length` steps in chunks, in the original's file format.
 
@@ -526,7 +527,9 @@ class ParticleSystem:
         num_frames=T)` with that batch -- on its own device. One host device per core
         (`simulators.devices.use_all_cpu_cores`) nearly doubles the throughput on 2 cores.
         `length_test` is unused (particles simulate each split at its own length); it is in the
-        signature shared with `simulators.kuramoto.generate_split`.
+        signature shared with `simulators.kuramoto.generate_split`. `sample_system` replaces
+        the system's own draw (hashable, e.g. `simulators.springs.Draw`: the compiled sampler
+        is cached by it).
 
         Returns:
           {'loc': [S, T, 2, N] float32, 'vel': [S, T, 2, N] float32, 'edges': [S, N, N]
@@ -539,7 +542,7 @@ class ParticleSystem:
         num_frames = length // sample_freq - 1
         devices = list(jax.local_devices() if devices is None else devices)
         chunk = padded_chunk_size(chunk_size, num_sims, len(devices))
-        sampler = _sampler(self.sample_system, num_objects)
+        sampler = _sampler(sample_system or self.sample_system, num_objects)
         simulate = functools.partial(
             self.simulate, num_frames=num_frames, sample_freq=sample_freq, dt=dt
         )

@@ -82,6 +82,13 @@ def test_argmax_of_infer_edges_gives_eval_accuracy_raw(labelled, arrays):
     assert (predicted == labels).sum() == round(result["edge_accuracy_raw"] * labels.size)
     relabelled = np.asarray(result["edge_type_permutation"])[predicted]
     assert (relabelled == labels).sum() == round(result["edge_accuracy"] * labels.size)
+    # AUROC: 1 - q(the type read as label 0) against label != 0, by the pairwise definition.
+    probs = np.moveaxis(matrix_to_edges(np.moveaxis(run.infer_edges(x), -1, 0)), 0, -1)
+    none = result["edge_type_permutation"].index(0)
+    scores, positive = 1 - probs[..., none], labels != 0
+    pairs = scores[positive][:, None] - scores[~positive][None, :]
+    expected = np.mean((pairs > 0) + 0.5 * (pairs == 0))
+    assert result["edge_auroc"] == pytest.approx(expected, abs=1e-5)
     # Run.evaluate is eval.py's protocol: the same dict.
     assert run.evaluate() == result
 

@@ -138,7 +138,8 @@ def test_baselines_train_and_eval_end_to_end(tmp_path, baseline):
     result = evaluate(tmp_path / "run")
     assert result["baseline"] == baseline and result["num_test"] == 12
     if baseline == "corr_path":
-        assert set(result) >= {"edge_accuracy", "threshold"}
+        assert set(result) >= {"edge_accuracy", "edge_auroc", "threshold"}
+        assert 0.0 <= result["edge_auroc"] <= 1.0
         assert 0.5 <= result["threshold"]["valid_accuracy"] <= 1.0
     else:
         assert len(result["mse_per_step"]) == 5 and np.all(np.isfinite(result["mse_per_step"]))

@@ -28,6 +28,10 @@ def test_labels_row_major_off_diagonal():
     np.testing.assert_array_equal(original_format.edge_labels(edges), [[0, 1, 0, 0, 1, 0]])
     charged = np.array([[[1, -1], [-1, 1]]], dtype=np.float64)
     np.testing.assert_array_equal(original_format.edge_labels(charged), [[0, 0]])
+    np.testing.assert_array_equal(original_format.edge_labels(-charged), [[1, 1]])
+    # Springs with K edge types: the types themselves.
+    types = np.array([[[0, 2, 1], [2, 0, 0], [1, 0, 0]]], dtype=np.float64)
+    np.testing.assert_array_equal(original_format.edge_labels(types), [[2, 1, 2, 0, 1, 0]])
 
 
 @pytest.mark.parametrize("system", ["springs", "charged"])

@@ -10,9 +10,12 @@ import jax
 import ml_collections
 import numpy as np
 import pytest
+from test_springs import original_sample_system
 
+from nri_jax import config as config_lib
+from nri_jax import data as data_lib
 from nri_jax import generate, original_format
-from simulators import charged, particles, springs
+from simulators import charged, springs
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 # One tiny shape for every generation test, so that each program compiles once.
@@ -69,12 +72,13 @@ def test_particle_files_have_the_original_layout(springs_dir):
 
 
 def test_files_are_exactly_the_simulate_trajectories(springs_dir):
-    """The chunked fast path writes exactly what the public `simulate` returns (same batch)."""
+    """The chunked fast path writes exactly what the public `simulate` returns (same batch),
+    from the original's draw of each system: the default config gives the paper's data."""
     files = load(springs_dir)
     split_key = jax.random.fold_in(jax.random.key(42), original_format.SPLITS.index("valid"))
-    # The generator's jitted `vmap(sample_system)` over fold_in(split_key, i).
-    sample = particles._sampler(springs.sample_system, 5)
-    loc0, vel0, weights, edges = sample(split_key, np.arange(8, dtype=np.uint32))
+    keys = jax.vmap(jax.random.fold_in, (None, 0))(split_key, np.arange(8, dtype=np.uint32))
+    sample = jax.jit(jax.vmap(lambda k: original_sample_system(k, 5)))
+    loc0, vel0, weights, edges = sample(keys)
     loc, vel = springs.simulate(loc0, vel0, weights, num_frames=4, sample_freq=100, dt=1e-3)
     np.testing.assert_array_equal(files["loc_valid_springs5.npy"], np.swapaxes(loc, -1, -2))
     np.testing.assert_array_equal(files["vel_valid_springs5.npy"], np.swapaxes(vel, -1, -2))
@@ -198,6 +202,50 @@ def test_dataset_made_with_other_settings_raises(springs_dir, tmp_path):
         generate.generate_dataset(tiny_config(directory, seed=3), progress=False)
 
 
+def test_dataset_with_another_graph_or_edge_types_raises(springs_dir, tmp_path):
+    directory = copy_dataset(springs_dir, tmp_path / "copy")
+    with pytest.raises(ValueError, match=r"config\.data\.dir: .*graph='er' \(config: 'ba'\)"):
+        generate.generate_dataset(tiny_config(directory, graph="ba", ba_m=2), progress=False)
+    with pytest.raises(ValueError, match=r"edge_prob=0\.5 \(config: 0\.3\)"):
+        generate.generate_dataset(tiny_config(directory, edge_prob=0.3), progress=False)
+    constants = dict(spring_constants=(0.0, 0.1, 1.0))
+    with pytest.raises(ValueError, match=r"spring_constants=\[0\.0, 0\.1\] \(config: "):
+        generate.generate_dataset(tiny_config(directory, **constants), progress=False)
+    # The keys of another family do not change an Erdos-Renyi dataset: it is reused.
+    generate.generate_dataset(tiny_config(directory, ba_m=3), progress=False)
+
+
+def test_manifest_from_before_the_graph_keys_means_the_papers_draw(springs_dir, tmp_path):
+    directory = copy_dataset(springs_dir, tmp_path / "copy")
+    manifest = directory / "manifest_springs5.json"
+    recorded = json.loads(manifest.read_text())
+    assert recorded["data"]["graph"] == "er" and recorded["data"]["edge_prob"] == 0.5
+    for key in ("graph", "edge_prob", "spring_constants", "type_probs"):
+        del recorded["data"][key]
+    manifest.write_text(json.dumps(recorded))
+    generate.generate_dataset(tiny_config(directory), progress=False)  # reused, no error
+    with pytest.raises(ValueError, match=r"graph='er' \(config: 'ws'\)"):
+        generate.generate_dataset(tiny_config(directory, graph="ws"), progress=False)
+
+
+def test_a_graph_family_with_three_edge_types_end_to_end(tmp_path):
+    settings = dict(graph="ba", ba_m=2, spring_constants=(0.0, 0.1, 1.0), type_probs=(0.5, 0.5))
+    config = tiny_config(tmp_path, num_valid=0, num_test=0, **settings)
+    generate.generate_dataset(config, progress=False, chunk_size=CHUNK)
+    edges = np.load(tmp_path / "edges_train_springs5.npy")
+    assert set(np.unique(edges).tolist()) == {0.0, 1.0, 2.0}
+    np.testing.assert_array_equal((edges > 0).sum(axis=(1, 2)), 2 * 2 * 3)  # m (N - m) edges
+    manifest = json.loads((tmp_path / "manifest_springs5.json").read_text())["data"]
+    assert manifest["graph"] == "ba" and manifest["ba_m"] == 2 and "edge_prob" not in manifest
+    assert manifest["spring_constants"] == [0.0, 0.1, 1.0]
+    # The labels are the types themselves, 0..K-1.
+    features, raw_edges = original_format.read_split(tmp_path, "springs", 5, "train")
+    norm = data_lib.fit_normalisation("springs", features)
+    split = data_lib.make_split(features, raw_edges, norm, 3, "train")
+    np.testing.assert_array_equal(split.labels, original_format.edge_labels(edges))
+    assert set(np.unique(split.labels).tolist()) == {0, 1, 2}
+
+
 def test_dataset_files_lists_non_empty_splits(tmp_path):
     files = generate.dataset_files(tiny_config(tmp_path, num_test=0))
     assert list(files) == ["train", "valid"]
@@ -248,14 +296,37 @@ def test_kuramoto_dispatch_writes_whatever_the_generator_returns(tmp_path, monke
         ("sample_freq", 0),
         ("dt", 0.0),
         ("dt", -1e-3),
+        ("graph", "tree"),
+        ("edge_prob", 1.5),
+        ("ba_m", 5),  # not fewer than the 5 objects
+        ("ws_k", 3),
+        ("sbm_blocks", 6),
+        ("sbm_p_in", -0.1),
+        ("spring_constants", (0.1, 0.5)),  # type 0 must be no spring
+        ("spring_constants", (0.0, 0.0)),
+        ("type_probs", (0.5, 0.6)),  # one interaction type: () or (1.0,)
     ],
 )
 def test_bad_config_raises_naming_the_field(tmp_path, field, value):
     config = tiny_config(tmp_path / "data")
     config[field] = value
+    if field.startswith(("ba_", "ws_", "sbm_")):
+        config.graph = field.split("_")[0]
     with pytest.raises(ValueError, match=rf"^config\.data\.{field}[=:]"):
         generate.generate_dataset(config, progress=False)
     assert not list((tmp_path / "data").glob("*.npy"))
+
+
+def test_graph_keys_are_refused_for_charged_and_edge_types_checked_against_the_model(tmp_path):
+    config = tiny_config(tmp_path, "charged", graph="er")
+    with pytest.raises(ValueError, match=r"^config\.data\.graph: charged particles all interact"):
+        generate.validate_data_config(config)
+    full = config_lib.base_config("springs")
+    full.data.spring_constants = (0.0, 0.1, 1.0)
+    with pytest.raises(ValueError, match=r"^config\.model\.edge_types=2 is fewer than the 3"):
+        config_lib.check_config(full, num_devices=1)
+    full.model.edge_types = 3
+    config_lib.check_config(full, num_devices=1)
 
 
 def test_a_test_split_alone(tmp_path):

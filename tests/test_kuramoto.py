@@ -234,7 +234,9 @@ def test_deterministic_per_key_and_chunk_independent(splits):
 
 def test_chunks_run_in_float64_from_any_thread(splits):
     """`generate_split` dispatches from worker threads, where the caller's x64 does not reach."""
-    run = kuramoto._chunk_fn(5, LENGTH_TEST, SAMPLE_FREQ, DT, kuramoto.RTOL, kuramoto.ATOL)
+    run = kuramoto._chunk_fn(
+        5, LENGTH_TEST, SAMPLE_FREQ, DT, kuramoto.RTOL, kuramoto.ATOL, kuramoto.PAPER_GRAPH
+    )
     indices = np.arange(20, dtype=np.uint32)  # A chunk size the fixture compiled.
     with concurrent.futures.ThreadPoolExecutor(1) as thread:
         feat, coupling, phase, dphase, omega = thread.submit(
@@ -315,3 +317,55 @@ def test_independent_scipy_generator_writes_the_same_features(x64):
         velocity = (np.diff(np.asarray(phi), axis=0) / DT)[::SAMPLE_FREQ][:99].T
         np.testing.assert_allclose(raw["dphase"], velocity, rtol=0, atol=1e-3)
         np.testing.assert_allclose(raw["omega"], omega, rtol=1e-6)
+
+
+# The draw: the paper's unchanged; graph families.
+
+
+def original_sample_system(key, num_objects):
+    """The draw as the successors (and this project before graph families) make it."""
+    key_phase, key_freq, key_edges = jax.random.split(key, 3)
+    phi0 = jax.random.uniform(key_phase, (num_objects,), minval=0.0, maxval=2.0 * math.pi)
+    omega = jax.random.uniform(key_freq, (num_objects,), minval=1.0, maxval=10.0)
+    edges = jax.random.bernoulli(key_edges, 0.5, (num_objects, num_objects))
+    edges = edges & ~jnp.eye(num_objects, dtype=bool)
+    return phi0, omega, edges.astype(phi0.dtype)
+
+
+def test_default_draw_is_the_successors_bit_for_bit():
+    keys = jax.random.split(jax.random.key(3), 64)
+    old = jax.jit(jax.vmap(lambda k: original_sample_system(k, 5)))(keys)
+    new = jax.jit(jax.vmap(lambda k: kuramoto.sample_system(k, 5)))(keys)
+    for a, b in zip(new, old, strict=True):
+        assert a.dtype == b.dtype
+        np.testing.assert_array_equal(a, b)
+
+
+def test_graph_families_keep_the_coupling_convention():
+    """Families with a directed form stay directed (row = receiver); BA and WS couple both ways."""
+    from simulators import graphs
+
+    keys = jax.random.split(jax.random.key(8), 200)
+    draw = jax.jit(
+        jax.vmap(lambda k, g: kuramoto.sample_system(k, 6, g)[2], in_axes=(0, None)),
+        static_argnums=1,
+    )
+    sbm = np.asarray(draw(keys, graphs.StochasticBlock(2, 0.9, 0.1)))
+    assert np.any(sbm != np.swapaxes(sbm, 1, 2))
+    assert 0.85 < sbm[:, 0, 1:3].mean() < 0.95 and sbm[:, 0, 3:].mean() < 0.15
+    for graph in (graphs.BarabasiAlbert(2), graphs.WattsStrogatz(2, 0.5)):
+        coupling = np.asarray(draw(keys, graph))
+        np.testing.assert_array_equal(coupling, np.swapaxes(coupling, 1, 2))
+        edges = 2 * (6 - 2) if graph.name == "ba" else 6  # m (N - m); N k / 2
+        np.testing.assert_array_equal(coupling.sum(axis=(1, 2)), 2 * edges)
+
+
+def test_generate_split_draws_the_given_graph():
+    from simulators import graphs
+
+    graph = graphs.BarabasiAlbert(1)
+    out = kuramoto.generate_split(
+        jax.random.key(0), 4, 5, 200, 200, SAMPLE_FREQ, DT, progress=False, graph=graph
+    )
+    np.testing.assert_array_equal(out["edges"].sum(axis=(1, 2)), 2 * 4)
+    np.testing.assert_array_equal(out["edges"], np.swapaxes(out["edges"], 1, 2))

@@ -1,4 +1,5 @@
-"""Gumbel-softmax sampling, the loss terms and the edge accuracy, against hand-computed values."""
+"""Gumbel-softmax sampling, the loss terms, the edge accuracy and AUROC, against hand-computed
+values."""
 
 import functools
 import math
@@ -6,6 +7,7 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from nri_jax import gumbel, losses, metrics
 
@@ -114,3 +116,42 @@ def test_confusion_mask_drops_padded_samples():
     np.testing.assert_array_equal(confusion, [[1, 0], [1, 0]])
     accuracy, _ = metrics.best_permutation(confusion)
     np.testing.assert_allclose(accuracy, 0.5)
+
+
+def pairwise_auroc(scores, positive):
+    """AUROC by its definition: over all (positive, negative) pairs, 1 where the positive
+    scores higher, 1/2 for a tie."""
+    pos, neg = scores[positive], scores[~positive]
+    return np.mean((pos[:, None] > neg[None, :]) + 0.5 * (pos[:, None] == neg[None, :]))
+
+
+def test_auroc_by_hand():
+    # Pairs (positive, negative): (0.35, 0.1) yes, (0.35, 0.4) no, (0.8, both) yes: 3 / 4.
+    assert metrics.auroc(np.array([0.1, 0.4, 0.35, 0.8]), np.array([0, 0, 1, 1])) == 0.75
+    # Ties count one half: positives {0.5, 0.9}, negatives {0.5, 0.5}: (0.5 + 0.5 + 2) / 4.
+    assert metrics.auroc(np.array([0.5, 0.5, 0.5, 0.9]), np.array([0, 1, 0, 1])) == 0.75
+    assert metrics.auroc(np.full(6, 0.3), np.array([0, 1] * 3)) == 0.5
+    assert metrics.auroc(np.array([0.9, 0.1]), np.array([0, 1])) == 0.0
+    assert np.isnan(metrics.auroc(np.array([0.2, 0.3]), np.array([1, 1])))
+
+
+def test_average_ranks_share_ties():
+    np.testing.assert_array_equal(
+        metrics.average_ranks(np.array([3.0, 1.0, 3.0, 2.0, 3.0])), [4, 1, 4, 2, 4]
+    )
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_auroc_equals_the_pairwise_definition_with_ties(seed):
+    rng = np.random.default_rng(seed)
+    # Few distinct scores, so most comparisons are ties; [S, E] like eval's.
+    scores = rng.integers(0, 6, size=(40, 6)) / 5
+    positive = rng.random((40, 6)) < 0.2 + scores * 0.5
+    assert metrics.auroc(scores, positive) == pytest.approx(pairwise_auroc(scores, positive))
+
+
+def test_interaction_score_uses_the_type_read_as_no_interaction():
+    probs = np.array([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6]])
+    # Type 1 is read as label 0 (no interaction): the score is 1 - q(type 1).
+    np.testing.assert_allclose(metrics.interaction_scores(probs, [2, 0, 1]), [0.8, 0.7])
+    np.testing.assert_allclose(metrics.interaction_scores(probs, [0, 1, 2]), [0.3, 0.9])

@@ -159,6 +159,10 @@ def test_sim_decoder_config_errors():
     config.model.decoder, config.model.edge_types = "sim", 3
     with pytest.raises(ValueError, match="edge_types=2"):
         check_config(config)
+    config = base_config("springs")
+    config.model.decoder, config.data.spring_constants = "sim", (0.0, 0.5)
+    with pytest.raises(ValueError, match=r"simulates the paper's springs \(k = 0.1\)"):
+        check_config(config)
     # Without the data's physics the model builds (for name checks) but cannot decode.
     model_config = base_config("springs").model
     model_config.decoder = "sim"

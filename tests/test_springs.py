@@ -1,13 +1,18 @@
-"""Springs simulator: the original NRI scheme, energy, gradients, diffrax, batching."""
+"""Springs simulator: the original NRI scheme, energy, gradients, diffrax, batching; the draw
+(the paper's unchanged, graph families, K edge types)."""
+
+import functools
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from numpy_reference import BOX, numpy_trajectory
 
-from simulators import particles, springs
+from simulators import graphs, particles, springs
 
 K = 0.1
+PAPER = graphs.ErdosRenyi(0.5)
 
 
 @jax.jit
@@ -145,3 +150,90 @@ def test_sample_system_matches_the_original_distribution():
     off = edges[:, ~np.eye(5, dtype=bool)]
     assert set(np.unique(off).tolist()) == {0.0, 1.0}
     assert 0.45 < float(off.mean()) < 0.55
+
+
+# ----------------------------------------------------------------------------------------------
+# The draw: the paper's unchanged; graph families and K edge types.
+
+
+def original_sample_system(key, num_objects):
+    """The draw as the original (and this project before graph families) makes it."""
+    k_edges, k_state = jax.random.split(key)
+    upper = jnp.triu(jax.random.bernoulli(k_edges, 0.5, (num_objects, num_objects)), k=1)
+    adjacency = (upper | upper.T).astype(jnp.result_type(float))
+    loc0, vel0 = particles.initial_state(k_state, num_objects, springs.LOC_STD)
+    return loc0, vel0, adjacency, adjacency
+
+
+def test_default_draw_is_the_papers_bit_for_bit():
+    keys = jax.random.split(jax.random.key(3), 64)
+    old = jax.jit(jax.vmap(lambda k: original_sample_system(k, 5)))(keys)
+    for draw in (
+        lambda k: springs.sample_system(k, 5),
+        lambda k: springs.Draw()(k, 5),
+        lambda k: springs.sample_system(k, 5, graphs.ErdosRenyi(0.5), (0.0, 0.1), ()),
+    ):
+        new = jax.jit(jax.vmap(draw))(keys)
+        for a, b in zip(new, old, strict=True):
+            assert a.dtype == b.dtype
+            np.testing.assert_array_equal(a, b)
+
+
+CONSTANTS = (0.0, 0.1, 1.0)
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2, 3))
+def sample_types(keys, graph, constants, type_probs):
+    return jax.vmap(lambda k: springs.sample_system(k, 5, graph, constants, type_probs))(keys)
+
+
+@pytest.mark.parametrize("type_probs", [(), (0.8, 0.2)])
+def test_edge_types_frequencies_and_weights(type_probs):
+    keys = jax.random.split(jax.random.key(4), 2000)
+    loc0, vel0, weights, edges = sample_types(keys, graphs.ErdosRenyi(0.5), CONSTANTS, type_probs)
+    assert jnp.array_equal(edges, jnp.swapaxes(edges, 1, 2))
+    assert jnp.all(jnp.diagonal(edges, axis1=1, axis2=2) == 0)
+    np.testing.assert_allclose(weights, np.asarray(CONSTANTS)[np.asarray(edges, int)] / K)
+    # Each of the 10 pairs of 2000 systems: no spring with probability 1 - 0.5, else type t
+    # with probability 0.5 * type_probs[t - 1]. Chi-square with 2 degrees of freedom; 13.8 is
+    # its 0.999 quantile.
+    upper = np.asarray(edges)[:, *np.triu_indices(5, 1)].astype(int).ravel()
+    probs = type_probs or (0.5, 0.5)
+    expected = upper.size * np.array([0.5, 0.5 * probs[0], 0.5 * probs[1]])
+    chi2 = np.sum((np.bincount(upper, minlength=3) - expected) ** 2 / expected)
+    assert chi2 < 13.8, (np.bincount(upper), expected)
+    # The graph and the initial state are those of the paper's two types for the same key.
+    paper = sample_types(keys, graphs.ErdosRenyi(0.5), springs.SPRING_CONSTANTS, ())
+    np.testing.assert_array_equal(loc0, paper[0])
+    np.testing.assert_array_equal(vel0, paper[1])
+    np.testing.assert_array_equal(edges > 0, paper[3] > 0)
+
+
+def test_edge_types_pull_with_their_spring_constants(x64):
+    _, _, weights, edges = springs.sample_system(jax.random.key(5), 5, spring_constants=CONSTANTS)
+    x = jax.random.normal(jax.random.key(6), (2, 5))
+    force = springs.force(x, weights)
+    constants = np.asarray(CONSTANTS)[np.asarray(edges, int)]
+    expected = -(constants[None] * (x[:, :, None] - x[:, None, :])).sum(-1)
+    np.testing.assert_allclose(force, expected, rtol=1e-12, atol=1e-15)
+
+
+def test_graph_families_reach_the_springs():
+    keys = jax.random.split(jax.random.key(7), 8)
+    _, _, weights, edges = sample_types(keys, graphs.BarabasiAlbert(2), CONSTANTS, ())
+    np.testing.assert_array_equal((np.asarray(edges) > 0).sum(axis=(1, 2)) // 2, 2 * 3)
+
+
+@pytest.mark.parametrize(
+    "constants, type_probs, match",
+    [
+        ((0.1, 0.1), (), "spring_constants"),
+        ((0.0,), (), "spring_constants"),
+        ((0.0, -0.1), (), "spring_constants"),
+        ((0.0, 0.1, 1.0), (1.0,), "type_probs"),
+        ((0.0, 0.1, 1.0), (0.5, 0.6), "type_probs"),
+    ],
+)
+def test_bad_edge_types_raise(constants, type_probs, match):
+    with pytest.raises(ValueError, match=match):
+        springs.sample_system(jax.random.key(0), 5, PAPER, constants, type_probs)

@@ -152,6 +152,7 @@ def test_true_graph_train_and_eval_end_to_end(tmp_path):
         "edge_accuracy",
         "edge_accuracy_raw",
         "edge_type_permutation",
+        "edge_auroc",
         "nll",
         "kl",
         "mse_one_step",
