@@ -34,7 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-from simulators.devices import padded_chunk_size, split_over_devices, to_host
+from simulators.devices import default_devices, padded_chunk_size, split_over_devices, to_host
 
 OMEGA_MIN, OMEGA_MAX = 1.0, 10.0  # Natural frequencies ~ U[1, 10).
 EDGE_PROB = 0.5
@@ -366,7 +366,8 @@ def generate_split(
       progress: show a tqdm bar over chunks.
       rtol, atol: Dopri5 tolerances; default `RTOL`, `ATOL` in float64, `FLOAT32_RTOL`,
         `FLOAT32_ATOL` in float32.
-      devices: where the chunks run (default: all local devices).
+      devices: where the chunks run (default: `simulators.devices.default_devices()`, every
+        host device on CPU, the first device on an accelerator).
       dtype: 'float64', 'float32', or None (default) for float64 where every device has it
         (`float64_supported`). The float32 path draws its systems in float32, so a key gives
         other systems than in float64.
@@ -389,7 +390,7 @@ def generate_split(
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be positive, got {chunk_size}")
     num_frames = length // sample_freq - 1
-    devices = list(jax.local_devices() if devices is None else devices)
+    devices = list(default_devices() if devices is None else devices)
     if dtype is None:
         dtype = "float64" if float64_supported(devices) else "float32"
     if dtype not in ("float64", "float32"):
