@@ -3,13 +3,15 @@
     python benchmarks/messages.py                                   # CPU protocol's decoder
     python benchmarks/messages.py --hidden 256 --batch 128          # the paper's MLP decoder
     python benchmarks/messages.py --decoder rnn --hidden 256 --batch 32
+    python benchmarks/messages.py --hidden 256 --batch 128 --dtypes float32,bfloat16
 
 Times one decoder's forward + backward pass (jax.value_and_grad w.r.t. parameters and edges)
 on springs5-shaped inputs [batch, 5, 49, 4] with M = 10 (MLP) or the training burn-in (RNN),
-for each implementation, compiled once each (compile time printed apart) and called
-round-robin so that drifts of the machine's speed hit both alike. First checks that both give
-the same loss and gradients. Prints the median and minimum per implementation in ms; the last
-line is a JSON object with the medians and the speed-up of the fused path.
+for each implementation and each `--dtypes` value (`config.model.dtype`, nri_jax/precision.py),
+compiled once each (compile time printed apart) and called round-robin so that drifts of the
+machine's speed hit all alike. First checks that both implementations give the same loss and
+gradients in each dtype. Prints the median and minimum per variant in ms; the last line is a
+JSON object with the medians and the speed-up of the fused path.
 """
 
 import json
@@ -36,12 +38,13 @@ _DECODER = flags.DEFINE_enum("decoder", "mlp", ["mlp", "rnn"], "Decoder.")
 _BATCH = flags.DEFINE_integer("batch", 64, "Trajectories per batch.")
 _HIDDEN = flags.DEFINE_integer("hidden", 64, "Decoder hidden units.")
 _REPEATS = flags.DEFINE_integer("repeats", 15, "Timed calls per implementation.")
+_DTYPES = flags.DEFINE_list("dtypes", ["float32"], "Decoder dtypes (model.dtype) to time.")
 PREDICTION_STEPS = 10
 
 
-def _compiled(implementation: str, x: jax.Array, z: jax.Array):
+def _compiled(implementation: str, dtype: str, x: jax.Array, z: jax.Array):
     decoder_cls = MLPDecoder if _DECODER.value == "mlp" else RNNDecoder
-    decoder = decoder_cls(2, _HIDDEN.value, implementation=implementation)
+    decoder = decoder_cls(2, _HIDDEN.value, implementation=implementation, dtype=jnp.dtype(dtype))
     # The RNN decoder's third argument is its burn-in (training: T - M), the MLP's M.
     third = PREDICTION_STEPS if _DECODER.value == "mlp" else x.shape[2] - PREDICTION_STEPS
     params = decoder.init(jax.random.key(0), x, z, third)
@@ -62,15 +65,21 @@ def main(argv):
     x = jnp.asarray(rng.normal(size=(_BATCH.value, 5, 49, 4)), jnp.float32)
     z = jax.nn.softmax(jnp.asarray(rng.normal(size=(_BATCH.value, 20, 2)), jnp.float32))
     calls, results = {}, {}
-    for name in IMPLEMENTATIONS:
-        calls[name], results[name], compile_s = _compiled(name, x, z)
-        print(f"{name:>6}: compiled in {compile_s:.1f} s")
-    jax.tree.map(
-        # float32 sums in another order: tolerances relative to each array's scale.
-        lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4 * np.abs(b).max()),
-        results["fused"],
-        results["plain"],
-    )
+    for dtype in _DTYPES.value:
+        for implementation in IMPLEMENTATIONS:
+            name = implementation if _DTYPES.value == ["float32"] else f"{implementation} {dtype}"
+            calls[name], results[name], compile_s = _compiled(implementation, dtype, x, z)
+            print(f"{name:>6}: compiled in {compile_s:.1f} s")
+        # Sums in another order: tolerances relative to each array's scale; in bfloat16 a sum
+        # on the other side of a rounding boundary moves an operand by 2^-8.
+        atol = 1e-4 if dtype == "float32" else 2.0**-8
+        jax.tree.map(
+            lambda a, b, atol=atol: np.testing.assert_allclose(
+                a, b, rtol=1e-3, atol=atol * np.abs(b).max()
+            ),
+            results[name],
+            results[name.replace("fused", "plain")],
+        )
     times = {name: [] for name in calls}
     for _ in range(_REPEATS.value):
         for name, call in calls.items():
@@ -86,8 +95,11 @@ def main(argv):
         "batch": _BATCH.value,
         "hidden": _HIDDEN.value,
         "median_ms": medians,
-        "fused_speedup": medians["plain"] / medians["fused"],
     }
+    for dtype in _DTYPES.value:
+        suffix = "" if _DTYPES.value == ["float32"] else f" {dtype}"
+        key = "fused_speedup" + suffix.replace(" ", "_")
+        summary[key] = medians[f"plain{suffix}"] / medians[f"fused{suffix}"]
     print(json.dumps(summary))
 
 

@@ -4,9 +4,9 @@ and every check of its values.
 The files in `configs/` call `base_config(system)` and change only what differs; every key is
 listed here once, grouped as the Flax examples group them. `check_config` (the whole job) and
 `check_data_config` (dataset generation) raise a one-line ValueError naming the key, before
-any work. Model names (encoder, decoder, graph, message implementation) are checked where the
-model is built, `nri_jax.model.make_model`. This module imports no jax: config files load it
-while flags are parsed.
+any work. Model names (encoder, decoder, graph, message implementation, dtype) are checked
+where the model is built, `nri_jax.model.make_model`. This module imports no jax: config files
+load it while flags are parsed.
 """
 
 from __future__ import annotations
@@ -116,6 +116,10 @@ def base_config(system: str) -> ml_collections.ConfigDict:
     # Decoder message implementation (nri_jax/decoders.py): 'auto' runs the fused fast path
     # (nri_jax/fused_messages.py) on CPU, where it measured faster, and 'plain' elsewhere.
     model.messages = "auto"  # auto | plain | fused
+    # The encoder's and decoder's matmul operands (nri_jax/precision.py): float32 | bfloat16.
+    # Parameters, optimiser state, activations, the residual x + delta, losses and metrics are
+    # float32 either way; the baselines and the sim decoder compute in float32.
+    model.dtype = "float32"
     # Simulation decoder (model.decoder = 'sim', nri_jax/sim_decoder.py): integration steps per
     # frame (particles: 100 = the generator's dt = 0.001, as the original's charged decoder;
     # its springs decoder took 1 step of 0.1; Kuramoto: fixed Dopri5 steps) and the

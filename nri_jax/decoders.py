@@ -7,17 +7,22 @@ Their layers use PyTorch's default nn.Linear initialisation, as the original's d
 `EdgeTypeMessages` defines the edge-type messages plainly (autodiff, forward and reverse mode);
 `nri_jax.fused_messages` is a faster implementation of the same function for XLA:CPU, chosen
 by `implementation` (`config.model.messages`): 'plain', 'fused', or None (default) for the
-fused path on CPU only, the backend where it was measured faster.
+fused path on CPU only, the backend where it was measured faster. `dtype` is the matmul
+operand dtype (`nri_jax.precision`); predictions, the residual x + delta and the recurrent
+state stay float32.
 """
 
 from __future__ import annotations
+
+import functools
+from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nri_jax import fused_messages
+from nri_jax import fused_messages, precision
 from nri_jax.graph import edge_to_node, fully_connected, node_to_edge
 from nri_jax.layers import torch_bias_init, torch_dense, torch_kernel_init
 
@@ -72,6 +77,7 @@ class EdgeTypeMessages(nn.Module):
     train: bool = False
     aggregate: bool = False
     implementation: str | None = None
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x: jax.Array, z: jax.Array) -> jax.Array:
@@ -87,14 +93,16 @@ class EdgeTypeMessages(nn.Module):
         if self.aggregate and not dropout_active and use_fused(self.implementation):
             z = z.reshape((1,) * (x.ndim - z.ndim) + z.shape)
             args = (x, z, kernel1, bias1, kernel2, bias2)
-            return fused_messages.aggregated_messages(self.activation, tuple(used), *args)
+            dtype = jnp.dtype(self.dtype).name
+            return fused_messages.aggregated_messages(self.activation, tuple(used), dtype, *args)
 
         act = _ACTIVATIONS[self.activation]
         dropout = nn.Dropout(self.dropout, deterministic=not self.train)
         if self.project_nodes:
             # [F, 2 (sender, receiver) * K * H]: every type's projections in one matmul.
             halves = kernel1[used.start :].reshape(len(used), 2, features, size)
-            projected = x @ jnp.transpose(halves, (2, 1, 0, 3)).reshape(features, -1)
+            packed = jnp.transpose(halves, (2, 1, 0, 3)).reshape(features, -1)
+            projected = precision.matmul(x, packed, self.dtype)
             projected = projected.reshape(x.shape[:-1] + (2, len(used), size))
             by_sender = jnp.take(projected[..., 0, :, :], senders, axis=-3)
             by_receiver = jnp.take(projected[..., 1, :, :], receivers, axis=-3)
@@ -104,9 +112,12 @@ class EdgeTypeMessages(nn.Module):
 
         messages = None
         for slot, k in enumerate(used):
-            pre = first[..., slot, :] if self.project_nodes else pairs @ kernel1[k]
+            if self.project_nodes:
+                pre = first[..., slot, :]
+            else:
+                pre = precision.matmul(pairs, kernel1[k], self.dtype)
             h = dropout(act(pre + bias1[k]))
-            h = act(h @ kernel2[k] + bias2[k])
+            h = act(precision.matmul(h, kernel2[k], self.dtype) + bias2[k])
             weighted = h * z[..., k : k + 1]
             messages = weighted if messages is None else messages + weighted
         if self.aggregate:
@@ -127,6 +138,7 @@ class MLPDecoderStep(nn.Module):
     dropout: float = 0.0
     train: bool = False
     implementation: str | None = None
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x: jax.Array, z: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -142,12 +154,14 @@ class MLPDecoderStep(nn.Module):
             train=self.train,
             aggregate=True,
             implementation=self.implementation,
+            dtype=self.dtype,
             name="messages",
         )(x, z)  # eqs. 10-11: summed over types and over incoming edges
+        dense = functools.partial(torch_dense, dtype=self.dtype)
         h = jnp.concatenate([x, aggregated], axis=-1)
-        h = dropout(relu(torch_dense(self.hidden, dims + self.hidden, name="out_fc1")(h)))
-        h = dropout(relu(torch_dense(self.hidden, self.hidden, name="out_fc2")(h)))
-        mu = x + torch_dense(dims, self.hidden, name="out_fc3")(h)  # eq. 11: x^t + delta
+        h = dropout(relu(dense(self.hidden, dims + self.hidden, name="out_fc1")(h)))
+        h = dropout(relu(dense(self.hidden, self.hidden, name="out_fc2")(h)))
+        mu = x + dense(dims, self.hidden, name="out_fc3")(h)  # eq. 11: x^t + delta
         return mu, mu
 
 
@@ -164,6 +178,7 @@ class MLPDecoder(nn.Module):
     skip_first: bool = False
     dropout: float = 0.0
     implementation: str | None = None
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(
@@ -196,6 +211,7 @@ class MLPDecoder(nn.Module):
             self.dropout,
             train,
             self.implementation,
+            self.dtype,
             name="step",
         )
         _, preds = step(starts, edges[:, None])  # [M, B, S, N, D]
@@ -219,6 +235,7 @@ class RNNDecoderCell(nn.Module):
     dropout: float = 0.0
     train: bool = False
     implementation: str | None = None
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, carry, truth, use_truth, z):
@@ -237,6 +254,7 @@ class RNNDecoderCell(nn.Module):
             train=self.train,
             aggregate=True,
             implementation=self.implementation,
+            dtype=self.dtype,
             name="messages",
         )(hidden, z)  # eqs. 13-14, summed over types and over incoming edges
         # Averaged over the used types, and the sum over edges divided by N, as the original.
@@ -244,16 +262,17 @@ class RNNDecoderCell(nn.Module):
         # GRU gates exactly as the original's (eq. 15): input x, and the aggregated messages in
         # place of the usual hidden-state input; the three gates' Linears run as one matmul.
         size = self.hidden
-        gates_x = torch_dense(3 * size, dims, name="input_gates")(x)
-        gates_m = torch_dense(3 * size, size, use_bias=False, name="hidden_gates")(aggregated)
+        dense = functools.partial(torch_dense, dtype=self.dtype)
+        gates_x = dense(3 * size, dims, name="input_gates")(x)
+        gates_m = dense(3 * size, size, use_bias=False, name="hidden_gates")(aggregated)
         r = jax.nn.sigmoid(gates_x[..., :size] + gates_m[..., :size])
         i = jax.nn.sigmoid(gates_x[..., size : 2 * size] + gates_m[..., size : 2 * size])
         n = jnp.tanh(gates_x[..., 2 * size :] + r * gates_m[..., 2 * size :])
         hidden = (1 - i) * n + i * hidden
         relu = _relu(use_fused(self.implementation))
-        h = dropout(relu(torch_dense(size, size, name="out_fc1")(hidden)))
-        h = dropout(relu(torch_dense(size, size, name="out_fc2")(h)))
-        mu = x + torch_dense(dims, size, name="out_fc3")(h)  # eqs. 16-17
+        h = dropout(relu(dense(size, size, name="out_fc1")(hidden)))
+        h = dropout(relu(dense(size, size, name="out_fc2")(h)))
+        mu = x + dense(dims, size, name="out_fc3")(h)  # eqs. 16-17
         return (hidden, mu), mu
 
 
@@ -274,6 +293,7 @@ class RNNDecoder(nn.Module):
     skip_first: bool = False
     dropout: float = 0.0
     implementation: str | None = None
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(
@@ -309,6 +329,7 @@ class RNNDecoder(nn.Module):
             self.dropout,
             train,
             self.implementation,
+            self.dtype,
             name="cell",
         )
         carry = (

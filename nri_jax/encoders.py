@@ -1,10 +1,14 @@
 """Encoders q(z|x) (section 3.1): trajectories -> edge-type logits on the complete graph.
 
-Both return logits `[batch, edges, edge_types]`, edges in `graph.fully_connected` order;
-q(z_ij|x) = softmax(logits). The number of objects is read from the inputs.
+Both return float32 logits `[batch, edges, edge_types]`, edges in `graph.fully_connected`
+order; q(z_ij|x) = softmax(logits). The number of objects is read from the inputs. `dtype` is
+the matmul operand dtype (`nri_jax.precision`).
 """
 
 from __future__ import annotations
+
+import functools
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -23,6 +27,7 @@ def _edge_stages(
     dropout: float,
     factor: bool,
     names: tuple[str, str],
+    dtype: Any,
 ) -> jax.Array:
     """Both encoders' message passing from the first edge embedding h^1_(i,j) `skip` on.
 
@@ -35,13 +40,14 @@ def _edge_stages(
     first, last = names
     if factor:
         x = edge_to_node(skip, receivers, num_objects) / num_objects  # eq. 7
-        x = MLP(hidden, hidden, dropout, name=first)(x, train)
+        x = MLP(hidden, hidden, dropout, dtype=dtype, name=first)(x, train)
         # eq. 8: v->e, concat with the skip, edge MLP; the v->e half of its first layer per node.
-        x = MLP(hidden, hidden, dropout, pairs=True, name=last)(x, train, skip=skip)
+        x = MLP(hidden, hidden, dropout, pairs=True, dtype=dtype, name=last)(x, train, skip=skip)
     else:
-        x = MLP(hidden, hidden, dropout, name=first)(skip, train)
-        x = MLP(hidden, hidden, dropout, name=last)(jnp.concatenate([x, skip], axis=-1), train)
-    return encoder_dense(edge_types, name="fc_out")(x)
+        x = MLP(hidden, hidden, dropout, dtype=dtype, name=first)(skip, train)
+        x = jnp.concatenate([x, skip], axis=-1)
+        x = MLP(hidden, hidden, dropout, dtype=dtype, name=last)(x, train)
+    return encoder_dense(edge_types, "fc_out", dtype)(x)
 
 
 class MLPEncoder(nn.Module):
@@ -51,16 +57,18 @@ class MLPEncoder(nn.Module):
     edge_types: int = 2
     dropout: float = 0.0
     factor: bool = True
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, inputs: jax.Array, train: bool = False) -> jax.Array:
         num_objects = inputs.shape[1]
+        mlp = functools.partial(MLP, self.hidden, self.hidden, self.dropout, dtype=self.dtype)
         x = inputs.reshape(inputs.shape[:2] + (-1,))  # each trajectory flattened over time
-        x = MLP(self.hidden, self.hidden, self.dropout, name="mlp1")(x, train)  # eq. 5
+        x = mlp(name="mlp1")(x, train)  # eq. 5
         # eq. 6: v->e and the edge MLP, its first layer per node.
-        skip = MLP(self.hidden, self.hidden, self.dropout, pairs=True, name="mlp2")(x, train)
+        skip = mlp(pairs=True, name="mlp2")(x, train)
         settings = (self.hidden, self.edge_types, self.dropout, self.factor)
-        return _edge_stages(skip, num_objects, train, *settings, names=("mlp3", "mlp4"))
+        return _edge_stages(skip, num_objects, train, *settings, ("mlp3", "mlp4"), self.dtype)
 
 
 class CNNEncoder(nn.Module):
@@ -73,6 +81,7 @@ class CNNEncoder(nn.Module):
     edge_types: int = 2
     dropout: float = 0.0
     factor: bool = True
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, inputs: jax.Array, train: bool = False) -> jax.Array:
@@ -81,8 +90,8 @@ class CNNEncoder(nn.Module):
         # Per edge, sender and receiver trajectories as 2D channels over time: [B*E, T, 2D].
         pairs = node_to_edge(jnp.swapaxes(inputs, 1, 2), senders, receivers)  # [B, T, E, 2D]
         pairs = jnp.swapaxes(pairs, 1, 2).reshape(-1, time, 2 * dims)
-        x = AttentionCNN(self.hidden, self.hidden, self.dropout, name="cnn")(pairs, train)
-        x = x.reshape(batch, -1, self.hidden)
-        skip = MLP(self.hidden, self.hidden, self.dropout, name="mlp1")(x, train)
+        cnn = AttentionCNN(self.hidden, self.hidden, self.dropout, self.dtype, name="cnn")
+        x = cnn(pairs, train).reshape(batch, -1, self.hidden)
+        skip = MLP(self.hidden, self.hidden, self.dropout, dtype=self.dtype, name="mlp1")(x, train)
         settings = (self.hidden, self.edge_types, self.dropout, self.factor)
-        return _edge_stages(skip, num_objects, train, *settings, names=("mlp2", "mlp3"))
+        return _edge_stages(skip, num_objects, train, *settings, ("mlp2", "mlp3"), self.dtype)

@@ -31,6 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from nri_jax import precision
 from nri_jax.graph import outgoing_edges, receiver_rows, sender_rows
 
 ACTIVATIONS = ("relu", "tanh")
@@ -92,26 +93,27 @@ def _packed_kernel1(kernel1: jax.Array, used: tuple[int, ...]) -> jax.Array:
     return jnp.transpose(halves, (2, 0, 1, 3)).reshape(halves.shape[2], -1)
 
 
-def _first_layer(x, packed, bias1, used):
+def _first_layer(x, packed, bias1, used, dtype):
     """Pre-activations of the used types' first layers, `[g, E, H]` each, from `x` `[g, N, F]`."""
     size = bias1.shape[-1]
-    projected = (x.reshape(-1, x.shape[-1]) @ packed).reshape(x.shape[:-1] + (len(used), 2, size))
+    projected = precision.dot(x.reshape(-1, x.shape[-1]), packed, dtype)
+    projected = projected.reshape(x.shape[:-1] + (len(used), 2, size))
     return [
         sender_rows(projected[:, :, slot, 0]) + receiver_rows(projected[:, :, slot, 1]) + bias1[k]
         for slot, k in enumerate(used)
     ]
 
 
-def _messages_fwd_chunk(activation, used, x, z, packed, bias1, kernel2, bias2):
+def _messages_fwd_chunk(activation, used, dtype, x, z, packed, bias1, kernel2, bias2):
     """One chunk: x `[g, N, F]`, z `[g, E, K]` -> (aggregated `[g, N, H]`, outputs per type)."""
     act, _ = _act_and_grad(activation)
     num_objects = x.shape[1]
-    pre = _first_layer(x, packed, bias1, used)
+    pre = _first_layer(x, packed, bias1, used, dtype)
     outs, total = [], None
     for slot, k in enumerate(used):
         hidden = act(pre[slot])
         rows = hidden.reshape(-1, hidden.shape[-1])
-        out = act((rows @ kernel2[k]).reshape(hidden.shape) + bias2[k])
+        out = act(precision.dot(rows, kernel2[k], dtype).reshape(hidden.shape) + bias2[k])
         outs.append(out)
         weighted = out * z[..., k : k + 1]
         total = weighted if total is None else total + weighted
@@ -120,7 +122,7 @@ def _messages_fwd_chunk(activation, used, x, z, packed, bias1, kernel2, bias2):
     return aggregated, tuple(outs)
 
 
-def _messages_bwd_chunk(activation, used, x, z, packed, bias1, kernel2, outs, g):
+def _messages_bwd_chunk(activation, used, dtype, x, z, packed, bias1, kernel2, outs, g):
     """One chunk's cotangents: (dx, dz, dpacked, dbias1 [K', H], dkernel2 [K', H, H], dbias2)."""
     act, act_grad = _act_and_grad(activation)
     graphs, num_objects = x.shape[:2]
@@ -128,24 +130,24 @@ def _messages_bwd_chunk(activation, used, x, z, packed, bias1, kernel2, outs, g)
     # Each edge's message cotangent is its receiver's cotangent.
     g_edges = jnp.broadcast_to(g[:, :, None], (graphs, num_objects, num_objects - 1, size))
     g_edges = g_edges.reshape(outs[0].shape)
-    pre = _first_layer(x, packed, bias1, used)
+    pre = _first_layer(x, packed, bias1, used, dtype)
     dz, dbias1, dkernel2, dbias2, d_projected = [], [], [], [], []
     for slot, k in enumerate(used):
         out = outs[slot]
         dz.append(jnp.sum(g_edges * out, axis=-1))
         g_out = (g_edges * z[..., k : k + 1] * act_grad(out)).reshape(-1, size)
         hidden = act(pre[slot]).reshape(-1, size)
-        dkernel2.append(hidden.T @ g_out)
+        dkernel2.append(precision.dot_t(hidden, g_out, dtype))
         dbias2.append(g_out.sum(axis=0))
-        g_pre = (g_out @ kernel2[k].T) * act_grad(hidden)
+        g_pre = precision.dot(g_out, kernel2[k].T, dtype) * act_grad(hidden)
         dbias1.append(g_pre.sum(axis=0))
         g_pre = g_pre.reshape(graphs, -1, num_objects - 1, size)
         incoming = g_pre.sum(axis=2)
         outgoing = jnp.take(g_pre.reshape(graphs, -1, size), outgoing_edges(num_objects), axis=1)
         d_projected += [outgoing.sum(axis=2), incoming]  # as packed: [sender, receiver]
     d_projected = jnp.stack(d_projected, axis=2).reshape(graphs * num_objects, -1)
-    dx = (d_projected @ packed.T).reshape(x.shape)
-    dpacked = x.reshape(-1, x.shape[-1]).T @ d_projected
+    dx = precision.dot(d_projected, packed.T, dtype).reshape(x.shape)
+    dpacked = precision.dot_t(x, d_projected, dtype)
     dz = jnp.stack(dz, axis=-1)  # [g, E, K']
     return dx, dz, dpacked, jnp.stack(dbias1), jnp.stack(dkernel2), jnp.stack(dbias2)
 
@@ -168,10 +170,11 @@ def chunking(x, z, hidden):
     return x, z, lead
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2))
 def aggregated_messages(
     activation: str,
     used: tuple[int, ...],
+    dtype: str,
     x: jax.Array,
     z: jax.Array,
     kernel1: jax.Array,
@@ -182,26 +185,29 @@ def aggregated_messages(
     """sum over incoming edges of sum_k z_k f_k([x_s, x_r]): `[..., N, F]` -> `[..., N, H]`.
 
     `activation` is 'relu' or 'tanh'; z `[..., E, K]` broadcasts against x's leading axes;
-    `used` lists the edge types that run (all, or all but type 0 with skip_first). kernel1
+    `used` lists the edge types that run (all, or all but type 0 with skip_first); `dtype`
+    ('float32' or 'bfloat16') is the matmul operand dtype (`nri_jax.precision`): results,
+    elementwise work and gradients are float32. kernel1
     `[K, 2F, H]`, bias1 `[K, H]`, kernel2 `[K, H, H]`, bias2 `[K, H]`: the parameters of
     `EdgeTypeMessages`.
     """
-    return _aggregated_fwd(activation, used, x, z, kernel1, bias1, kernel2, bias2)[0]
+    return _aggregated_fwd(activation, used, dtype, x, z, kernel1, bias1, kernel2, bias2)[0]
 
 
-def _aggregated_fwd(activation, used, x, z, kernel1, bias1, kernel2, bias2):
+def _aggregated_fwd(activation, used, dtype, x, z, kernel1, bias1, kernel2, bias2):
     xs, zs, lead = chunking(x, z, bias1.shape[-1])
     packed = _packed_kernel1(kernel1, used)
 
     def chunk(_, inputs):
-        return None, _messages_fwd_chunk(activation, used, *inputs, packed, bias1, kernel2, bias2)
+        args = (*inputs, packed, bias1, kernel2, bias2)
+        return None, _messages_fwd_chunk(activation, used, dtype, *args)
 
     _, (aggregated, outs) = jax.lax.scan(chunk, None, (xs, zs))
     aggregated = aggregated.reshape(lead + aggregated.shape[-2:])
     return aggregated, (x, z, kernel1, bias1, kernel2, outs)
 
 
-def _aggregated_bwd(activation, used, residuals, g):
+def _aggregated_bwd(activation, used, dtype, residuals, g):
     x, z, kernel1, bias1, kernel2, outs = residuals
     xs, zs, lead = chunking(x, z, bias1.shape[-1])
     gs = g.reshape(xs.shape[:2] + g.shape[-2:])
@@ -210,7 +216,7 @@ def _aggregated_bwd(activation, used, residuals, g):
     def chunk(sums, inputs):
         x_c, z_c, outs_c, g_c = inputs
         dx, dz, *grads = _messages_bwd_chunk(
-            activation, used, x_c, z_c, packed, bias1, kernel2, outs_c, g_c
+            activation, used, dtype, x_c, z_c, packed, bias1, kernel2, outs_c, g_c
         )
         return jax.tree.map(jnp.add, sums, tuple(grads)), (dx, dz)
 

@@ -4,16 +4,22 @@
 - `PairDense`: a Dense layer on each edge's [x_sender, x_receiver(, skip)], computed per node.
 - `AttentionCNN`: the CNN encoder's per-edge 1D convolution with attentive pooling over time.
 - `torch_dense`: a Dense layer initialised like PyTorch's default `nn.Linear` (the decoders).
+
+Every layer takes `dtype`, the dtype of its matmul operands (`config.model.dtype`,
+`nri_jax.precision`): parameters, results and batch statistics stay float32.
 """
 
 from __future__ import annotations
 
+import functools
 import math
+from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from nri_jax import precision
 from nri_jax.graph import receiver_rows, sender_rows
 
 # The encoders' Linear layers: Xavier (Glorot) *normal*, not flax's truncated normal, and bias 0.1.
@@ -30,9 +36,15 @@ def batch_norm(train: bool, name: str | None = None) -> nn.BatchNorm:
     return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5, name=name)
 
 
-def encoder_dense(features: int, name: str | None = None) -> nn.Dense:
+def encoder_dense(features: int, name: str | None = None, dtype: Any = jnp.float32) -> nn.Dense:
     """Dense layer with the encoders' initialisation (Xavier normal, bias 0.1)."""
-    return nn.Dense(features, kernel_init=xavier_normal, bias_init=bias_point_one, name=name)
+    return nn.Dense(
+        features,
+        kernel_init=xavier_normal,
+        bias_init=bias_point_one,
+        dot_general=precision.dense_dot_general(dtype),
+        name=name,
+    )
 
 
 # PyTorch's default nn.Linear init is U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for kernel and bias;
@@ -55,7 +67,11 @@ def torch_bias_init(fan_in: int) -> jax.nn.initializers.Initializer:
 
 
 def torch_dense(
-    features: int, fan_in: int, use_bias: bool = True, name: str | None = None
+    features: int,
+    fan_in: int,
+    use_bias: bool = True,
+    name: str | None = None,
+    dtype: Any = jnp.float32,
 ) -> nn.Dense:
     """Dense layer initialised like PyTorch's default `nn.Linear(fan_in, features)`."""
     return nn.Dense(
@@ -63,6 +79,7 @@ def torch_dense(
         use_bias=use_bias,
         kernel_init=torch_kernel_init(),
         bias_init=torch_bias_init(fan_in),
+        dot_general=precision.dense_dot_general(dtype),
         name=name,
     )
 
@@ -79,6 +96,7 @@ class PairDense(nn.Module):
     """
 
     features: int
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, nodes: jax.Array, skip: jax.Array | None = None) -> jax.Array:
@@ -88,11 +106,11 @@ class PairDense(nn.Module):
         bias = self.param("bias", bias_point_one, (self.features,))
         # One matmul for both halves: [..., N, F] x [F, 2 * features].
         both = jnp.concatenate([kernel[:size], kernel[size : 2 * size]], axis=1)
-        projected = nodes @ both
+        projected = precision.matmul(nodes, both, self.dtype)
         out = sender_rows(projected[..., : self.features])
         out = out + receiver_rows(projected[..., self.features :]) + bias
         if skip is not None:
-            out = out + skip @ kernel[2 * size :]
+            out = out + precision.matmul(skip, kernel[2 * size :], self.dtype)
         return out
 
 
@@ -110,16 +128,17 @@ class MLP(nn.Module):
     out: int
     dropout: float = 0.0
     pairs: bool = False
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool, skip: jax.Array | None = None) -> jax.Array:
         if self.pairs:
-            x = PairDense(self.hidden, name="fc1")(x, skip)
+            x = PairDense(self.hidden, self.dtype, name="fc1")(x, skip)
         else:
-            x = encoder_dense(self.hidden, name="fc1")(x)
+            x = encoder_dense(self.hidden, "fc1", self.dtype)(x)
         x = nn.elu(x)
         x = nn.Dropout(self.dropout, deterministic=not train)(x)
-        x = nn.elu(encoder_dense(self.out, name="fc2")(x))
+        x = nn.elu(encoder_dense(self.out, "fc2", self.dtype)(x))
         return batch_norm(train, name="bn")(x)
 
 
@@ -128,13 +147,15 @@ def _conv_init(kernel_size: int, out_channels: int) -> jax.nn.initializers.Initi
     return nn.initializers.normal(math.sqrt(2.0 / (kernel_size * out_channels)))
 
 
-def _conv(out_channels: int, kernel_size: int, name: str) -> nn.Conv:
+def _conv(out_channels: int, kernel_size: int, name: str, dtype: Any) -> nn.Conv:
     return nn.Conv(
         out_channels,
         (kernel_size,),
         padding="VALID",
         kernel_init=_conv_init(kernel_size, out_channels),
         bias_init=bias_point_one,
+        dtype=None if not precision.is_mixed(dtype) else dtype,
+        conv_general_dilated=precision.conv_general_dilated(dtype),
         name=name,
     )
 
@@ -149,13 +170,15 @@ class AttentionCNN(nn.Module):
     hidden: int
     out: int
     dropout: float = 0.0
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:
-        x = batch_norm(train, "bn1")(nn.relu(_conv(self.hidden, 5, "conv1")(x)))
+        conv = functools.partial(_conv, dtype=self.dtype)
+        x = batch_norm(train, "bn1")(nn.relu(conv(self.hidden, 5, "conv1")(x)))
         x = nn.Dropout(self.dropout, deterministic=not train)(x)
         x = nn.max_pool(x, (2,), strides=(2,))  # VALID: floors odd lengths like MaxPool1d
-        x = batch_norm(train, "bn2")(nn.relu(_conv(self.hidden, 5, "conv2")(x)))
-        features = _conv(self.out, 1, "conv_predict")(x)
-        attention = jax.nn.softmax(_conv(1, 1, "conv_attention")(x), axis=-2)  # over time
+        x = batch_norm(train, "bn2")(nn.relu(conv(self.hidden, 5, "conv2")(x)))
+        features = conv(self.out, 1, "conv_predict")(x)
+        attention = jax.nn.softmax(conv(1, 1, "conv_attention")(x), axis=-2)  # over time
         return jnp.mean(features * attention, axis=-2)

@@ -11,7 +11,7 @@ type 1; the encoder still runs (its logits are returned) but the decoder never s
 the KL term could reach it and the training loss leaves the KL out for these variants.
 
 This module is the one place where model names (encoder, decoder, graph, message
-implementation) are checked: `make_model` raises a one-line ValueError naming the field.
+implementation, dtype) are checked: `make_model` raises a one-line ValueError naming the field.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from nri_jax import precision
 from nri_jax.baselines import BASELINES, RECURRENT, RecurrentBaseline
 from nri_jax.config import choice
 from nri_jax.decoders import IMPLEMENTATIONS, MLPDecoder, RNNDecoder
@@ -45,7 +46,9 @@ class NRI(nn.Module):
     (eqs. 5-8); `skip_first` hard-codes edge type 0 as "no interaction". `graph` picks learned
     edges or a fixed graph for the decoder (module docstring); `physics` configures the 'sim'
     decoder (`nri_jax.sim_decoder`); `messages` picks the decoders' message implementation
-    (`nri_jax.decoders`: None for the backend's default, 'plain' or 'fused').
+    (`nri_jax.decoders`: None for the backend's default, 'plain' or 'fused'); `dtype`
+    ('float32' or 'bfloat16') is the encoder's and decoder's matmul operand dtype
+    (`nri_jax.precision`; the sim decoder always computes in float32).
     """
 
     encoder: str = "mlp"
@@ -59,17 +62,27 @@ class NRI(nn.Module):
     graph: str = "learned"
     physics: SimPhysics | None = None
     messages: str | None = None
+    dtype: str = "float32"
 
     def setup(self):
-        check_model_names({"encoder": self.encoder, "decoder": self.decoder, "graph": self.graph})
+        names = {"encoder": self.encoder, "decoder": self.decoder, "graph": self.graph}
+        check_model_names({**names, "dtype": self.dtype})
+        dtype = precision.compute_dtype(self.dtype)
         encoder_cls = MLPEncoder if self.encoder == "mlp" else CNNEncoder
-        self.encoder_net = encoder_cls(self.hidden, self.edge_types, self.dropout, self.factor)
+        self.encoder_net = encoder_cls(
+            self.hidden, self.edge_types, self.dropout, self.factor, dtype=dtype
+        )
         if self.decoder == "sim":
             self.decoder_net = SimDecoder(self.physics)
         else:
             decoder_cls = MLPDecoder if self.decoder == "mlp" else RNNDecoder
             self.decoder_net = decoder_cls(
-                self.edge_types, self.decoder_hidden, self.skip_first, self.dropout, self.messages
+                self.edge_types,
+                self.decoder_hidden,
+                self.skip_first,
+                self.dropout,
+                self.messages,
+                dtype=dtype,
             )
 
     def __call__(
@@ -203,12 +216,14 @@ def fixed_edges(
 
 
 def check_model_names(model_config: Mapping) -> None:
-    """One-line ValueError for an unknown encoder, decoder, graph or message implementation."""
+    """One-line ValueError for an unknown encoder, decoder, graph, message implementation or
+    dtype."""
     choice("model.encoder", model_config["encoder"], ENCODERS)
     choice("model.decoder", model_config["decoder"], DECODERS)
     choice("model.graph", model_config.get("graph", "learned"), GRAPHS)
     choice("model.messages", model_config.get("messages", "auto"), MESSAGES)
     choice("model.baseline", model_config.get("baseline", "none"), BASELINE_NAMES)
+    choice("model.dtype", model_config.get("dtype", "float32"), precision.DTYPES)
 
 
 def make_model(
@@ -244,4 +259,5 @@ def make_model(
         graph=model_config.get("graph", "learned"),
         physics=physics,
         messages=None if messages == "auto" else messages,
+        dtype=model_config.get("dtype", "float32"),
     )

@@ -36,6 +36,14 @@ def use_all_cpu_cores() -> None:
         pass
 
 
+def default_devices() -> list[jax.Device]:
+    """Where generation runs unless told: every local device on CPU (one per core with
+    `use_all_cpu_cores`), the first device on an accelerator, where a split over several
+    devices has not been measured (one GPU or TPU runs a whole chunk as one batch)."""
+    devices = jax.local_devices()
+    return devices if devices[0].platform == "cpu" else devices[:1]
+
+
 def padded_chunk_size(chunk_size: int, num_items: int, num_devices: int) -> int:
     """Items per chunk: at most `chunk_size` (or all items), rounded up to a device multiple.
 

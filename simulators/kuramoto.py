@@ -10,6 +10,17 @@ point kept, per-trajectory min-max scaled features).
 Public pieces: `sample_system`, `vector_field`, `simulate` (pure, jit-able, vmappable,
 differentiable), `features` (the successors' normalised features) and `generate_split` (a whole
 split, chunked, deterministic per trajectory).
+
+Precision. The features difference the unwrapped phase (~100 late in a trajectory) over one
+grid step of 0.01, which float32 (~8e-6 resolution at 100) resolves poorly. Against a tight
+float64 solve, over 1000 systems (`benchmarks/kuramoto_precision.py`, docs/benchmarks.md),
+the scaled d(phi)/dt of the float64 generator errs by at most 1.5e-3 (99.9th percentile
+2.8e-4), of a float32 solve (rtol = atol = 1e-7) by up to 0.35 (p99.9 5.2e-2).
+`generate_split` therefore runs in float64 where every device has it (CPU, GPU) and otherwise
+(TPU) in float32 in the frame rotating with each natural frequency, psi = phi - omega t, whose
+increments it differences without phi's large offset: the scaled d(phi)/dt then errs by
+1.3e-4 on average, 5.8e-3 at p99.9 (within the decoder's likelihood scale sqrt(5e-5) = 7e-3)
+and up to 0.13 in the worst frame; sin(phi) and the scaled phase by at most 3.2e-4 and 2.3e-5.
 """
 
 from __future__ import annotations
@@ -24,7 +35,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from simulators import graphs
-from simulators.devices import padded_chunk_size, split_over_devices, to_host
+from simulators.devices import default_devices, padded_chunk_size, split_over_devices, to_host
 
 OMEGA_MIN, OMEGA_MAX = 1.0, 10.0  # Natural frequencies ~ U[1, 10).
 EDGE_PROB = 0.5
@@ -41,6 +52,12 @@ NUM_FEATURES = 4  # [d(phi)/dt, sin(phi), phase, omega].
 RTOL = 1e-8
 ATOL = 1e-8
 MAX_STEPS = 4096  # ~130 steps on average at RTOL; a bound is needed for reverse-mode gradients.
+# The float32 generator's tolerances: against 1e-6, ten times more accurate phases and a
+# third less mean error in d(phi)/dt (docs/benchmarks.md).
+FLOAT32_RTOL = 1e-7
+FLOAT32_ATOL = 1e-7
+# Platforms whose devices compute in float64 (TPUs do not).
+FLOAT64_PLATFORMS = ("cpu", "gpu", "cuda", "rocm")
 
 # Up to this many oscillators the coupling sums are unrolled into multiply-adds (see `_matvec`).
 _UNROLL_MAX = 16
@@ -104,6 +121,14 @@ def vector_field(t: jax.Array, phi: jax.Array, args: tuple[jax.Array, jax.Array]
     omega, coupling = args
     sin, cos = jnp.sin(phi), jnp.cos(phi)
     return omega + cos * _matvec(coupling, sin) - sin * _matvec(coupling, cos)
+
+
+def _rotating_field(t: jax.Array, psi: jax.Array, args: tuple[jax.Array, jax.Array]) -> jax.Array:
+    """`vector_field` in the frame psi = phi - omega t: d(psi)/dt is the coupling term alone."""
+    omega, coupling = args
+    phi = psi + omega * t
+    sin, cos = jnp.sin(phi), jnp.cos(phi)
+    return cos * _matvec(coupling, sin) - sin * _matvec(coupling, cos)
 
 
 def simulate(
@@ -178,6 +203,7 @@ def features(
     sample_freq: int,
     dt: float,
     num_frames: int,
+    increments: jax.Array | None = None,
 ) -> jax.Array:
     """The successors' normalised Kuramoto features, [d(phi)/dt, sin(phi), phase, omega].
 
@@ -195,6 +221,8 @@ def features(
       sample_freq: keep every sample_freq-th grid point.
       dt: grid spacing.
       num_frames: frames kept, at most ceil((T_grid - 1) / sample_freq).
+      increments: [T_grid - 1, N] phi[t + dt] - phi[t], where known more accurately than by
+        differencing phi (the float32 generator's); default jnp.diff(phi, axis=0).
 
     Returns:
       feat [N, num_frames, 4].
@@ -205,7 +233,9 @@ def features(
             f"num_frames must be in [1, {available}] for {phi.shape[0]} grid points and "
             f"sample_freq {sample_freq}, got {num_frames}"
         )
-    phase_velocity = (jnp.diff(phi, axis=0) / dt)[::sample_freq]
+    if increments is None:
+        increments = jnp.diff(phi, axis=0)
+    phase_velocity = (increments / dt)[::sample_freq]
     phase = phi[:-1][::sample_freq]
     has_input = jnp.any(coupling != 0, axis=1)
     phase_velocity = jnp.where(has_input, _minmax(phase_velocity), 0.0)
@@ -222,31 +252,67 @@ def features(
     return feat[:num_frames].transpose(1, 0, 2)
 
 
+def float64_supported(devices: list[jax.Device]) -> bool:
+    """Whether every device in `devices` computes in float64 (CPU and GPU do, TPU does not)."""
+    return all(device.platform in FLOAT64_PLATFORMS for device in devices)
+
+
+def _solve_rotating(phi0, omega, coupling, ts, dt, rtol, atol):
+    """(phi [T, N], grid increments phi[t + dt] - phi[t] [T - 1, N]) from a rotating-frame solve.
+
+    Dopri5 on psi = phi - omega t (diffrax's `ForwardMode`: a plain loop, no gradients) at the
+    grid `ts` = 0, dt, 2 dt, ...; the increments are those of psi plus omega dt, so they never
+    difference phi's large values (what float32 needs). omega dt rather than omega times the
+    differenced grid, whose float32 rounding (~1e-6 at t ~ 10) times omega would cost 1e-3 in
+    d(phi)/dt; psi moves at most by its in-degree times that.
+    """
+    solution = diffrax.diffeqsolve(
+        diffrax.ODETerm(_rotating_field),
+        diffrax.Dopri5(),
+        t0=ts[0],
+        t1=ts[-1],
+        dt0=None,
+        y0=phi0,
+        args=(omega, coupling),
+        saveat=diffrax.SaveAt(ts=ts),
+        stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
+        max_steps=MAX_STEPS,
+        adjoint=diffrax.ForwardMode(),
+    )
+    psi = solution.ys
+    increments = jnp.diff(psi, axis=0) + omega * dt
+    return psi + omega * ts[:, None], increments
+
+
 @functools.cache
-def _chunk_fn(num_objects, length_test, sample_freq, dt, rtol, atol, graph):
+def _chunk_fn(num_objects, length_test, sample_freq, dt, rtol, atol, graph, dtype="float64"):
     """(key, indices [B]) -> (feat, coupling, phase, dphase, omega) for `indices`, jitted.
 
     Built once per configuration; train, valid and test share it (all simulate at test length
-    and are cut afterwards), so it compiles once per dataset and device. It runs in float64
-    whatever the caller's `jax.enable_x64`, from any thread.
+    and are cut afterwards), so it compiles once per dataset and device. It runs in `dtype`
+    ('float64' or 'float32', see the module docstring) whatever the caller's `jax.enable_x64`,
+    from any thread.
     """
     num_frames = (length_test - 1 + sample_freq - 1) // sample_freq
-    # float64 throughout: float32 phases (~1e-5 resolution at phi ~ 100) differenced over
-    # dt = 0.01 put errors up to 0.7 into the scaled d(phi)/dt.
-    with jax.enable_x64(True):
-        ts = jnp.arange(length_test, dtype=jnp.float64) * dt
+    x64 = dtype == "float64"
+    with jax.enable_x64(x64):
+        ts = jnp.arange(length_test, dtype=dtype) * dt
 
     def one(key):
         phi0, omega, coupling = sample_system(key, num_objects, graph)
-        # ForwardMode: a plain while loop; no gradients are needed here.
-        phi = simulate(
-            phi0, omega, coupling, ts, rtol=rtol, atol=atol, adjoint=diffrax.ForwardMode()
-        )
-        feat = features(phi, coupling, omega, sample_freq, dt, num_frames)
+        if x64:
+            # ForwardMode: a plain while loop; no gradients are needed here.
+            phi = simulate(
+                phi0, omega, coupling, ts, rtol=rtol, atol=atol, adjoint=diffrax.ForwardMode()
+            )
+            increments = jnp.diff(phi, axis=0)
+        else:
+            phi, increments = _solve_rotating(phi0, omega, coupling, ts, dt, rtol, atol)
+        feat = features(phi, coupling, omega, sample_freq, dt, num_frames, increments)
         phase = phi[:-1][::sample_freq].T
         # The successors' d(phi)/dt before its per-trajectory scaling: the forward difference
         # over one grid step dt at each frame.
-        dphase = (jnp.diff(phi, axis=0) / dt)[::sample_freq].T
+        dphase = (increments / dt)[::sample_freq].T
         return feat, coupling, phase, dphase, omega
 
     @jax.jit
@@ -258,11 +324,11 @@ def _chunk_fn(num_objects, length_test, sample_freq, dt, rtol, atol, graph):
         # until the batch's slowest system is done.
         return jax.vmap(one)(keys)
 
-    def run_x64(key, indices):
-        with jax.enable_x64(True):  # In the calling thread (config contexts are per thread).
+    def run_in_dtype(key, indices):
+        with jax.enable_x64(x64):  # In the calling thread (config contexts are per thread).
             return run(key, indices)
 
-    return run_x64
+    return run_in_dtype
 
 
 def generate_split(
@@ -276,15 +342,17 @@ def generate_split(
     chunk_size: int = 1000,
     progress: bool = True,
     *,
-    rtol: float = RTOL,
-    atol: float = ATOL,
+    rtol: float | None = None,
+    atol: float | None = None,
     devices: list[jax.Device] | None = None,
     graph: graphs.Graph = PAPER_GRAPH,
+    dtype: str | None = None,
 ) -> dict[str, np.ndarray]:
     """Simulates one split of the Kuramoto dataset in the file layouts of REFERENCE.md §1.
 
-    Every trajectory is integrated in float64 over `length_test` grid points (t = 0 ..
-    (length_test - 1) dt) and normalised over that whole sequence; the split keeps the first
+    Every trajectory is integrated in float64 (in float32 on devices without float64, see the
+    module docstring) over `length_test` grid points (t = 0 .. (length_test - 1) dt) and
+    normalised over that whole sequence; the split keeps the first
     `length // sample_freq - 1` frames (49 for train/valid, 99 for test). Trajectory i uses
     `jax.random.fold_in(key, i)`, so results do not depend on `chunk_size` (nor on the number of
     devices). Each chunk is split evenly over `devices` by `simulators.devices`, which runs one
@@ -303,8 +371,13 @@ def generate_split(
       dt: grid spacing.
       chunk_size: trajectories per compiled call (memory ~ chunk_size * length_test * N * 8 B).
       progress: show a tqdm bar over chunks.
-      rtol, atol: Dopri5 tolerances (see `RTOL`).
-      devices: where the chunks run (default: all local devices).
+      rtol, atol: Dopri5 tolerances; default `RTOL`, `ATOL` in float64, `FLOAT32_RTOL`,
+        `FLOAT32_ATOL` in float32.
+      devices: where the chunks run (default: `simulators.devices.default_devices()`, every
+        host device on CPU, the first device on an accelerator).
+      dtype: 'float64', 'float32', or None (default) for float64 where every device has it
+        (`float64_supported`). The float32 path draws its systems in float32, so a key gives
+        other systems than in float64.
       graph: the family of the coupling graphs (`sample_system`); default the paper's.
 
     Returns:
@@ -325,7 +398,15 @@ def generate_split(
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be positive, got {chunk_size}")
     num_frames = length // sample_freq - 1
-    devices = list(jax.local_devices() if devices is None else devices)
+    devices = list(default_devices() if devices is None else devices)
+    if dtype is None:
+        dtype = "float64" if float64_supported(devices) else "float32"
+    if dtype not in ("float64", "float32"):
+        raise ValueError(f"dtype must be 'float64', 'float32' or None, got {dtype!r}")
+    if rtol is None:
+        rtol = RTOL if dtype == "float64" else FLOAT32_RTOL
+    if atol is None:
+        atol = ATOL if dtype == "float64" else FLOAT32_ATOL
     chunk_size = padded_chunk_size(chunk_size, num_sims, len(devices))
 
     out = {
@@ -345,7 +426,7 @@ def generate_split(
         out["dphase"][start:stop] = dphase[:, :, :num_frames]
         out["omega"][start:stop] = omega
 
-    run = _chunk_fn(num_objects, length_test, sample_freq, float(dt), rtol, atol, graph)
+    run = _chunk_fn(num_objects, length_test, sample_freq, float(dt), rtol, atol, graph, dtype)
     pending = None
     starts = range(0, num_sims, chunk_size)
     for start in tqdm(starts, desc="kuramoto", unit="chunk", disable=not progress):

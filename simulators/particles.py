@@ -60,7 +60,7 @@ import tqdm
 from jax import Array
 from jax.typing import ArrayLike
 
-from simulators.devices import padded_chunk_size, split_over_devices, to_host
+from simulators.devices import default_devices, padded_chunk_size, split_over_devices, to_host
 
 BOX_SIZE = 5.0  # Walls at +-BOX_SIZE in both coordinates.
 VEL_NORM = 0.5  # Initial speed of every particle.
@@ -522,7 +522,8 @@ class ParticleSystem:
         """`num_sims` trajectories of `length` steps in chunks, in the original's file format.
 
         Each chunk is sampled on the first device, then `simulators.devices` splits it evenly
-        over `devices` (default: all local devices) and hands each part to the public, jitted
+        over `devices` (default: `simulators.devices.default_devices()`: every host device on
+        CPU, the first device on an accelerator) and hands each part to the public, jitted
         `simulate` -- the very program a user gets from `simulate(loc0, vel0, weights,
         num_frames=T)` with that batch -- on its own device. One host device per core
         (`simulators.devices.use_all_cpu_cores`) nearly doubles the throughput on 2 cores.
@@ -540,7 +541,7 @@ class ParticleSystem:
         """
         del length_test
         num_frames = length // sample_freq - 1
-        devices = list(jax.local_devices() if devices is None else devices)
+        devices = list(default_devices() if devices is None else devices)
         chunk = padded_chunk_size(chunk_size, num_sims, len(devices))
         sampler = _sampler(sample_system or self.sample_system, num_objects)
         simulate = functools.partial(

@@ -20,6 +20,13 @@ def test_padded_chunk_size_is_a_device_multiple():
     assert devices.padded_chunk_size(5, 3, 4) == 4  # At least one item per device.
 
 
+def test_default_devices_split_over_cpu_cores_only(monkeypatch):
+    assert devices.default_devices() == jax.local_devices()  # CPU: every host device
+    gpus = [type("Device", (), {"platform": "gpu"})() for _ in range(2)]
+    monkeypatch.setattr(jax, "local_devices", lambda: gpus)
+    assert devices.default_devices() == gpus[:1]
+
+
 def test_split_over_devices_rejects_uneven_batches():
     fn = jax.jit(lambda *args: args[0])
     with pytest.raises(ValueError, match="multiple"):

@@ -26,7 +26,9 @@ def _inputs(edge_types, seed=0):
     return x, z
 
 
-def _value_and_grads(implementation, edge_types, skip_first, activation, project_nodes):
+def _value_and_grads(
+    implementation, edge_types, skip_first, activation, project_nodes, dtype=jnp.float32
+):
     module = EdgeTypeMessages(
         edge_types,
         H,
@@ -35,6 +37,7 @@ def _value_and_grads(implementation, edge_types, skip_first, activation, project
         project_nodes=project_nodes,
         aggregate=True,
         implementation=implementation,
+        dtype=dtype,
     )
     x, z = _inputs(edge_types)
     params = module.init(jax.random.key(1), x, z)["params"]
@@ -72,6 +75,26 @@ def test_fused_equals_plain_values_and_gradients(edge_types, skip_first, chunks,
         assert np.all(np.abs(kernel2[int(skip_first) :]).max(axis=(1, 2)) > 0)
         if skip_first:
             np.testing.assert_array_equal(fused[1][0]["kernel2"][0], 0)
+
+
+@pytest.mark.parametrize("skip_first", [False, True])
+def test_fused_equals_plain_in_bfloat16(skip_first, monkeypatch):
+    """Both round the same float32 operands and cotangents to bfloat16 and accumulate in
+    float32, in another order; a sum that lands on the other side of a bfloat16 rounding
+    boundary moves one operand by 2^-8, so values agree to that relative to each array's scale."""
+    monkeypatch.setattr(fused_messages, "CHUNK_ELEMENTS", E * H)  # several chunks
+    for activation, project_nodes in (("relu", False), ("tanh", True)):
+        args = (2, skip_first, activation, project_nodes, jnp.bfloat16)
+        plain = _value_and_grads("plain", *args)
+        fused = _value_and_grads("fused", *args)
+        assert {leaf.dtype for leaf in jax.tree.leaves(fused)} == {jnp.dtype(jnp.float32)}
+        jax.tree.map(
+            lambda a, b: np.testing.assert_allclose(a, b, atol=2.0**-8 * np.abs(b).max()),
+            fused,
+            plain,
+        )
+        reference = _value_and_grads("plain", *args[:-1])  # float32
+        assert not np.array_equal(plain[0], reference[0])  # bfloat16 did run
 
 
 def test_fused_messages_broadcast_edges_over_restarts():

@@ -246,6 +246,61 @@ def test_chunks_run_in_float64_from_any_thread(splits):
     np.testing.assert_array_equal(np.float32(phase[:, :, :99]), splits["test"]["phase"][:20])
 
 
+def test_float32_rotating_frame_stays_close_to_a_tight_float64_solve():
+    """What backends without float64 generate (docs/benchmarks.md for 1000 systems)."""
+    num_frames = (LENGTH_TEST - 1 + SAMPLE_FREQ - 1) // SAMPLE_FREQ
+    with jax.enable_x64(True):
+        keys = jax.random.split(jax.random.key(3), 8)
+        systems = [kuramoto.sample_system(k, 5) for k in keys]
+        reference = [
+            kuramoto.features(
+                _simulate_grid(*system, rtol=1e-12, atol=1e-12),
+                system[2],
+                system[1],
+                10,
+                DT,
+                num_frames,
+            )
+            for system in systems
+        ]
+    ts = jnp.arange(LENGTH_TEST, dtype=jnp.float32) * DT
+    solve = jax.jit(
+        lambda p, w, c: kuramoto._solve_rotating(
+            p, w, c, ts, DT, kuramoto.FLOAT32_RTOL, kuramoto.FLOAT32_ATOL
+        )
+    )
+    errors = []
+    for system, ref in zip(systems, reference, strict=True):
+        phi0, omega, coupling = (np.float32(a) for a in system)
+        phi, increments = solve(phi0, omega, coupling)
+        assert phi.dtype == increments.dtype == jnp.float32
+        feat = kuramoto.features(phi, coupling, omega, SAMPLE_FREQ, DT, num_frames, increments)
+        errors.append(np.abs(np.asarray(feat, np.float64) - np.asarray(ref)))
+    errors = np.stack(errors).reshape(-1, 4)
+    assert errors[:, 1:].max() < 2e-3  # sin(phi), scaled phase, omega
+    assert errors[:, 0].mean() < 1e-3  # scaled d(phi)/dt: a few frames err more
+
+
+def test_float32_split_where_float64_is_missing():
+    assert kuramoto.float64_supported(jax.local_devices())
+    tpu = type("Device", (), {"platform": "tpu"})()
+    assert not kuramoto.float64_supported([tpu])
+    common = dict(num_objects=5, length_test=LENGTH_TEST, sample_freq=SAMPLE_FREQ, dt=DT)
+    run = lambda **kw: kuramoto.generate_split(  # noqa: E731
+        jax.random.key(42), 8, length=LENGTH, progress=False, dtype="float32", **common, **kw
+    )
+    out = run()
+    assert out["feat"].shape == (8, 5, 49, 4) and out["feat"].dtype == np.float32
+    assert np.abs(out["feat"]).max() <= 1 + 1e-6
+    np.testing.assert_allclose(out["feat"][..., 1], np.sin(out["phase"]), atol=1e-4)
+    for name, value in run(chunk_size=4).items():  # deterministic, chunk-independent
+        np.testing.assert_array_equal(value, out[name])
+    with pytest.raises(ValueError, match="dtype"):
+        kuramoto.generate_split(
+            jax.random.key(0), 4, length=LENGTH, progress=False, dtype="float16", **common
+        )
+
+
 @pytest.mark.slow  # A subprocess with its own JAX start-up and compile (~6-10 s).
 def test_two_cpu_devices_give_identical_split(splits, tmp_path):
     script = (
