@@ -37,6 +37,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import statistics
 import sys
 import tempfile
@@ -271,8 +272,12 @@ class EpochClock:
         sys.stderr.write(text)
         self._partial += text
         *lines, self._partial = self._partial.split("\n")
-        self.times += [time.perf_counter() for line in lines if line.startswith("epoch ")]
+        # Epoch-end lines ("epoch    3 | ..."), not progress lines ("epoch 3/500 step ...").
+        self.times += [time.perf_counter() for line in lines if re.match(r"epoch +\d+ \|", line)]
         return len(text)
+
+    def isatty(self) -> bool:
+        return True  # no progress lines: only the epoch-end lines are timed
 
     def flush(self) -> None:
         sys.stderr.flush()

@@ -46,7 +46,9 @@ class Progress:
         self.every_steps, self.interval_s = every_steps, interval_s
         self.enabled = enabled
         self.labelled = labelled  # without labels the accuracy is against placeholders
-        self.terminal = sys.stdout.isatty() if terminal is None else terminal
+        if terminal is None:  # a stand-in for stdout (contextlib.redirect_stdout) may lack isatty
+            terminal = getattr(sys.stdout, "isatty", lambda: False)()
+        self.terminal = terminal
         self._write = write or (lambda line: print(line, flush=True))
         self._clock = clock
         self._bar = None
