@@ -172,18 +172,24 @@ def simulate(
         )
     if ts.ndim != 1 or ts.shape[0] < 2:
         raise ValueError(f"ts must be 1-D with at least 2 times, got shape {ts.shape}")
+    adjoint = diffrax.RecursiveCheckpointAdjoint() if adjoint is None else adjoint
+    return _dopri5(vector_field, phi0, omega, coupling, ts, rtol, atol, max_steps, adjoint)
+
+
+def _dopri5(field, y0, omega, coupling, ts, rtol, atol, max_steps, adjoint) -> jax.Array:
+    """`field`'s solution [T, N] at `ts` by adaptive Dopri5 (dense output between steps)."""
     solution = diffrax.diffeqsolve(
-        diffrax.ODETerm(vector_field),
+        diffrax.ODETerm(field),
         diffrax.Dopri5(),
         t0=ts[0],
         t1=ts[-1],
         dt0=None,
-        y0=phi0,
+        y0=y0,
         args=(omega, coupling),
         saveat=diffrax.SaveAt(ts=ts),
         stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
         max_steps=max_steps,
-        adjoint=diffrax.RecursiveCheckpointAdjoint() if adjoint is None else adjoint,
+        adjoint=adjoint,
     )
     return solution.ys
 
@@ -266,20 +272,8 @@ def _solve_rotating(phi0, omega, coupling, ts, dt, rtol, atol):
     differenced grid, whose float32 rounding (~1e-6 at t ~ 10) times omega would cost 1e-3 in
     d(phi)/dt; psi moves at most by its in-degree times that.
     """
-    solution = diffrax.diffeqsolve(
-        diffrax.ODETerm(_rotating_field),
-        diffrax.Dopri5(),
-        t0=ts[0],
-        t1=ts[-1],
-        dt0=None,
-        y0=phi0,
-        args=(omega, coupling),
-        saveat=diffrax.SaveAt(ts=ts),
-        stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
-        max_steps=MAX_STEPS,
-        adjoint=diffrax.ForwardMode(),
-    )
-    psi = solution.ys
+    args = (omega, coupling, ts, rtol, atol, MAX_STEPS, diffrax.ForwardMode())
+    psi = _dopri5(_rotating_field, phi0, *args)
     increments = jnp.diff(psi, axis=0) + omega * dt
     return psi + omega * ts[:, None], increments
 
