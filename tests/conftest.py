@@ -34,3 +34,15 @@ def x64():
     """float64 inside one test only: `jax.enable_x64` is a context manager, so nothing leaks."""
     with jax.enable_x64(True):
         yield
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory):
+    """A tiny springs dataset (configs/test.py) written once by the generator; read-only."""
+    from configs import test as test_config
+    from nri_jax.generate import generate_dataset
+
+    config = test_config.get_config()
+    config.data.dir = str(tmp_path_factory.mktemp("data"))
+    generate_dataset(config.data, progress=False)
+    return Path(config.data.dir)

@@ -57,32 +57,39 @@ def _log(workdir: Path) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    from configs import test as test_config
-    from nri_jax.generate import generate_dataset
+def data_dir(tiny_data):  # conftest's tiny springs dataset
+    return tiny_data
 
-    config = test_config.get_config()
-    config.data.dir = str(tmp_path_factory.mktemp("data"))
-    generate_dataset(config.data, progress=False)
-    return Path(config.data.dir)
+
+def _launch(
+    data_dir: Path, workdir: Path, port: int, *extra: str, stderr=subprocess.DEVNULL
+) -> list[subprocess.Popen]:
+    """Start the 2 processes of one run (one CPU device each) on localhost:`port`."""
+    return [
+        subprocess.Popen(
+            _command(
+                data_dir,
+                workdir,
+                f"--coordinator_address=localhost:{port}",
+                "--num_processes=2",
+                f"--process_id={i}",
+                *extra,
+            ),
+            cwd=ROOT,
+            env=_env(1),
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+        )
+        for i in range(2)
+    ]
 
 
 def test_two_processes_train_as_one(data_dir, tmp_path):
     from nri_jax.evaluation import evaluate
 
     two = tmp_path / "two_processes"
-    address = f"--coordinator_address=localhost:{_free_port()}"
-    procs = [
-        subprocess.Popen(
-            _command(data_dir, two, address, "--num_processes=2", f"--process_id={i}"),
-            cwd=ROOT,
-            env=_env(1),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for i in range(2)
-    ]
+    procs = _launch(data_dir, two, _free_port(), stderr=subprocess.PIPE)
     outputs = [p.communicate(timeout=300) for p in procs]
     for p, (_, err) in zip(procs, outputs, strict=True):
         assert p.returncode == 0, err
@@ -103,27 +110,6 @@ def test_two_processes_train_as_one(data_dir, tmp_path):
         for key in ("edge_accuracy", "nll", "kl"):
             assert result[key] == pytest.approx(results[2][key], rel=1e-5), key
         assert result["mse_per_step"] == pytest.approx(results[2]["mse_per_step"], rel=1e-4)
-
-
-def _launch(data_dir: Path, workdir: Path, port: int, *extra: str) -> list[subprocess.Popen]:
-    return [
-        subprocess.Popen(
-            _command(
-                data_dir,
-                workdir,
-                f"--coordinator_address=localhost:{port}",
-                "--num_processes=2",
-                f"--process_id={i}",
-                *extra,
-            ),
-            cwd=ROOT,
-            env=_env(1),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        for i in range(2)
-    ]
 
 
 def test_sigterm_to_one_process_stops_both_at_one_step(data_dir, tmp_path):

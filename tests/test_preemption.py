@@ -72,14 +72,8 @@ def _final(workdir: Path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    from configs import test as test_config
-    from nri_jax.generate import generate_dataset
-
-    config = test_config.get_config()
-    config.data.dir = str(tmp_path_factory.mktemp("data"))
-    generate_dataset(config.data, progress=False)
-    return Path(config.data.dir)
+def data_dir(tiny_data):  # conftest's tiny springs dataset
+    return tiny_data
 
 
 @pytest.fixture(scope="module")

@@ -28,21 +28,6 @@ def _run(args, check=True, **extra):
     return proc
 
 
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory):
-    """A tiny springs dataset written once by the generator."""
-    data_dir = tmp_path_factory.mktemp("data")
-    from ml_collections import config_flags  # noqa: F401  (import check only)
-
-    from configs import test as test_config
-    from nri_jax.generate import generate_dataset
-
-    config = test_config.get_config()
-    config.data.dir = str(data_dir)
-    generate_dataset(config.data, progress=False)
-    return data_dir
-
-
 def _tiny_config(data_dir, **overrides):
     from configs import test as test_config
 
