@@ -5,8 +5,8 @@ for a whole epoch (20 minutes for Kuramoto's paper protocol on 2 CPU cores). So 
 not a terminal, `Progress` prints a line at least every `interval_s` seconds, and every
 `every_steps` steps when that is set (on a terminal too, above the bar):
 
-    epoch 3/500 step 120/390 | train nll 0.0123 acc 0.8123 | 1402 samples/s |
-        epoch 0:00:19 left, run 2:41:07
+    epoch 38/46 step 148/156 | train nll 59.92 acc 0.7895 | 154 samples/s |
+        epoch 0:00:03 left, run 0:08:40
 
 (one line in the log). The running figures are the epoch's means so far; reading them is the
 only host sync in the epoch, made only when a line is due.
