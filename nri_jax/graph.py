@@ -27,9 +27,16 @@ def fully_connected(num_objects: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def outgoing_edges(num_objects: int) -> np.ndarray:
-    """[N, N - 1]: the indices of each object's outgoing edges (it is their sender)."""
-    _, senders = fully_connected(num_objects)
-    return np.stack([np.flatnonzero(senders == j) for j in range(num_objects)])
+    """[N, N - 1]: the indices of each object's outgoing edges (it is their sender).
+
+    In `fully_connected` order edge (i, j) has index i (N - 1) + j - [j > i], so sender j's
+    edges, to receivers i != j in increasing order, come in closed form: O(N^2), no search.
+    """
+    n = num_objects
+    receivers = np.arange(n)[None, :].repeat(n, 0)  # [sender, slot]
+    receivers = receivers[~np.eye(n, dtype=bool)].reshape(n, n - 1)  # row j: all i != j
+    senders = np.arange(n)[:, None]
+    return (receivers * (n - 1) + senders - (senders > receivers)).astype(np.int32)
 
 
 def matrix_to_edges(matrix: jax.Array | np.ndarray) -> jax.Array | np.ndarray:

@@ -90,17 +90,21 @@ class BarabasiAlbert:
         star = (index < m) & (index[:, None] == m)
         adjacency = star | star.T
 
-        def attach(t, adjacency):
-            degree = jnp.sum(adjacency, axis=1).astype(jnp.result_type(float))
+        def attach(t, carry):
+            # The degrees are carried, not summed from the adjacency each step: O(N) a step,
+            # O(N^2) in all (a sum over [N, N] per step made it O(N^3)).
+            adjacency, degree = carry
             # Gumbel top-m of log(degree): m distinct objects, drawn one after another with
             # probability proportional to degree (networkx redraws duplicates, the same law).
             gumbel = jax.random.gumbel(jax.random.fold_in(key, t), (n,))
             scores = jnp.where(index < t, jnp.log(degree) + gumbel, -jnp.inf)
             _, targets = jax.lax.top_k(scores, m)
             row = jnp.zeros(n, bool).at[targets].set(True)
-            return adjacency.at[t].set(row).at[:, t].set(row)
+            degree = (degree + row).at[t].set(m)
+            return adjacency.at[t].set(row).at[:, t].set(row), degree
 
-        return jax.lax.fori_loop(m + 1, n, attach, adjacency)
+        degree = jnp.sum(adjacency, axis=1).astype(jnp.result_type(float))
+        return jax.lax.fori_loop(m + 1, n, attach, (adjacency, degree))[0]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,9 +139,12 @@ class WattsStrogatz:
             # An object joined to all others keeps its edge (networkx gives up there too).
             flip = jax.random.bernoulli(key_coin, self.beta) & jnp.any(free)
             w = jax.random.categorical(key_target, jnp.where(free, 0.0, -jnp.inf))
-            rewired = adjacency.at[u, v].set(False).at[v, u].set(False)
-            rewired = rewired.at[u, w].set(True).at[w, u].set(True)
-            return jnp.where(flip, rewired, adjacency)
+            # Four element updates, each a no-op unless `flip`: O(N) a step (a select between
+            # two [N, N] matrices made the k N / 2 steps O(k N^3)).
+            adjacency = adjacency.at[u, v].set(adjacency[u, v] & ~flip)
+            adjacency = adjacency.at[v, u].set(adjacency[v, u] & ~flip)
+            adjacency = adjacency.at[u, w].set(adjacency[u, w] | flip)
+            return adjacency.at[w, u].set(adjacency[w, u] | flip)
 
         return jax.lax.fori_loop(0, half * n, rewire, lattice)
 

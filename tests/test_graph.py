@@ -70,7 +70,9 @@ def test_edges_to_matrix_layout_and_round_trip():
     np.testing.assert_array_equal(edges_to_matrix(weights, 3)[0], expected)
     np.testing.assert_array_equal(matrix_to_edges(np.asarray(expected)), weights[0])
     assert np.isnan(np.diag(edges_to_matrix(weights[0], 3, np.nan))).all()
-    # Object j's outgoing edges are those with sender j.
-    _, senders = fully_connected(4)
-    for j, edges in enumerate(outgoing_edges(4)):
-        assert set(edges) == set(np.flatnonzero(senders == j))
+    # Object j's outgoing edges are those with sender j, in increasing order (closed form
+    # against a search over all edges).
+    for n in (2, 4, 7):
+        _, senders = fully_connected(n)
+        for j, edges in enumerate(outgoing_edges(n)):
+            np.testing.assert_array_equal(edges, np.flatnonzero(senders == j))
