@@ -363,7 +363,8 @@ def generate_split(
       length_test: grid points simulated (and the test split's length).
       sample_freq: keep every sample_freq-th grid point.
       dt: grid spacing.
-      chunk_size: trajectories per compiled call (memory ~ chunk_size * length_test * N * 8 B).
+      chunk_size: trajectories per compiled call, at most; fewer where they would take more than
+        `simulators.devices.CHUNK_BYTES` (memory ~ chunk_size * length_test * N * 16 B).
       progress: show a tqdm bar over chunks.
       rtol, atol: Dopri5 tolerances; default `RTOL`, `ATOL` in float64, `FLOAT32_RTOL`,
         `FLOAT32_ATOL` in float32.
@@ -401,7 +402,9 @@ def generate_split(
         rtol = RTOL if dtype == "float64" else FLOAT32_RTOL
     if atol is None:
         atol = ATOL if dtype == "float64" else FLOAT32_ATOL
-    chunk_size = padded_chunk_size(chunk_size, num_sims, len(devices))
+    # Per trajectory the solve keeps the phases and their increments at every grid point.
+    item_bytes = 2 * length_test * num_objects * np.dtype(dtype).itemsize
+    chunk_size = padded_chunk_size(chunk_size, num_sims, len(devices), item_bytes)
 
     out = {
         "feat": np.empty((num_sims, num_objects, num_frames, NUM_FEATURES), np.float32),

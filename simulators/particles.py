@@ -542,7 +542,10 @@ class ParticleSystem:
         del length_test
         num_frames = length // sample_freq - 1
         devices = list(default_devices() if devices is None else devices)
-        chunk = padded_chunk_size(chunk_size, num_sims, len(devices))
+        # Per trajectory: its frames (positions and velocities) and, above
+        # PAIR_LOOP_MAX_OBJECTS, the dense force's [2, N, N] temporaries (a few of them).
+        item_bytes = 2 * num_frames * num_objects * 2 * 4 + 6 * num_objects**2 * 4
+        chunk = padded_chunk_size(chunk_size, num_sims, len(devices), item_bytes)
         sampler = _sampler(sample_system or self.sample_system, num_objects)
         simulate = functools.partial(
             self.simulate, num_frames=num_frames, sample_freq=sample_freq, dt=dt

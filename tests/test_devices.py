@@ -20,6 +20,16 @@ def test_padded_chunk_size_is_a_device_multiple():
     assert devices.padded_chunk_size(5, 3, 4) == 4  # At least one item per device.
 
 
+def test_padded_chunk_size_holds_at_most_chunk_bytes():
+    # 40 MB a trajectory (Kuramoto, 250 oscillators, 10000 grid points): 26 fit in 1 GiB, 26
+    # is already a multiple of 2 devices; tiny items keep the requested chunk.
+    item = 2 * 10_000 * 250 * 8
+    assert devices.padded_chunk_size(1000, 10_000, 2, item) == devices.CHUNK_BYTES // item == 26
+    assert devices.padded_chunk_size(1000, 10_000, 3, item) == 27
+    assert devices.padded_chunk_size(1000, 10_000, 2, 100) == 1000
+    assert devices.padded_chunk_size(1000, 10_000, 2, 10 * devices.CHUNK_BYTES) == 2
+
+
 def test_default_devices_split_over_cpu_cores_only(monkeypatch):
     assert devices.default_devices() == jax.local_devices()  # CPU: every host device
     gpus = [type("Device", (), {"platform": "gpu"})() for _ in range(2)]
