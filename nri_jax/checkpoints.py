@@ -31,7 +31,7 @@ NORMALISATION_FILE = "normalisation.json"
 EPOCH_SUMS = "epoch_sums"
 # Config keys that may differ between a run and its resumption: they change how a step is
 # computed, not what the checkpoint holds.
-_FREE_MODEL_KEYS = ("messages",)
+_FREE_MODEL_KEYS = ("messages", "dtype")  # the parameters are float32 either way
 
 
 def managers(workdir: Path) -> tuple[ocp.CheckpointManager, ocp.CheckpointManager]:

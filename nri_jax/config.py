@@ -152,6 +152,9 @@ def base_config(system: str) -> ml_collections.ConfigDict:
     # A progress line every this many steps (0: none by count). Without a terminal on stdout
     # a line is printed at least every minute anyway (nri_jax/progress.py).
     train.log_every_steps = 0
+    # Before compiling, estimate a train step's memory from traced shapes and refuse a batch
+    # that would not fit, naming one that does (nri_jax/memory.py); False skips the estimate.
+    train.check_memory = True
 
     # Evaluation.
     config.eval = evaluation = ml_collections.ConfigDict()

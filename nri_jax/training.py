@@ -24,7 +24,15 @@ import optax
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from nri_jax import checkpoints, distributed, evaluation, losses, preemption, sim_decoder
+from nri_jax import (
+    checkpoints,
+    distributed,
+    evaluation,
+    losses,
+    memory,
+    preemption,
+    sim_decoder,
+)
 from nri_jax.config import OWN, check_config
 from nri_jax.data import (
     SPLITS,
@@ -39,25 +47,21 @@ from nri_jax.generate import ensure_dataset
 from nri_jax.metrics_log import MetricsWriter
 from nri_jax.model import NRI, make_model
 from nri_jax.progress import Progress
-from nri_jax.train_state import TrainState, init_state, make_mesh
+from nri_jax.train_state import TrainState, abstract_state, init_state, make_mesh
 
 TRAINING_SPLITS = ("train", "valid")
 
 
-def make_train_step(
-    model: NRI, tx: optax.GradientTransformation, config: ml_collections.ConfigDict
-) -> Callable:
-    """Build `(state, features, labels, batch_index, key) -> (state, metrics)`, jitted.
+def make_loss_fn(model: NRI, config: ml_collections.ConfigDict) -> Callable:
+    """`(params, state, inputs, labels, key) -> (loss, aux)`: the training objective.
 
-    `features` [samples, objects, time, dims] and `labels` [samples, edges] stay on the device
-    for the whole run; `batch_index` [batch] picks this step's samples. Metrics are summed over
-    the batch so an epoch's sums divide by its sample count, with no host sync per step.
+    The negative ELBO (eqs. 18-19), or the edge cross-entropy in supervised mode, or the NLL
+    alone for decoder-only runs and baselines; `inputs` [batch, objects, time, dims], `labels`
+    [batch, edges]. `aux` = (batch_stats updates, logits, preds, target, nll, kl).
     """
-    batch_sharding = NamedSharding(make_mesh(), P("batch"))
     prior = losses.log_prior(config.model.prior, config.model.edge_types)
     train_cfg = config.train
     supervised = train_cfg.mode == "supervised"
-    timesteps = train_cfg.timesteps
 
     def loss_fn(params, state: TrainState, inputs, labels, key):
         gumbel_key, dropout_key = jax.random.split(key)
@@ -85,6 +89,22 @@ def make_train_step(
         else:
             loss = nll + kl
         return loss, (updates, logits, preds, target, nll, kl)
+
+    return loss_fn
+
+
+def make_train_step(
+    model: NRI, tx: optax.GradientTransformation, config: ml_collections.ConfigDict
+) -> Callable:
+    """Build `(state, features, labels, batch_index, key) -> (state, metrics)`, jitted.
+
+    `features` [samples, objects, time, dims] and `labels` [samples, edges] stay on the device
+    for the whole run; `batch_index` [batch] picks this step's samples. Metrics are summed over
+    the batch so an epoch's sums divide by its sample count, with no host sync per step.
+    """
+    batch_sharding = NamedSharding(make_mesh(), P("batch"))
+    loss_fn = make_loss_fn(model, config)
+    timesteps = config.train.timesteps
 
     def step(state: TrainState, features, labels, batch_index, key):
         inputs = jax.lax.with_sharding_constraint(features[batch_index], batch_sharding)
@@ -229,6 +249,15 @@ def train_and_evaluate(
         )
         return {}
     example = train_split.features[:2, :, : config.train.timesteps]
+    if config.train.get("check_memory", True):  # before anything compiles
+        memory.check_batch_fits(
+            make_loss_fn(model, config),
+            abstract_state(model, config, example),
+            batch_size,
+            example.shape[1:],
+            train_split.labels.dtype,
+            train_split.features.nbytes + train_split.labels.nbytes,
+        )
     state, tx = init_state(model, config, example, steps_per_epoch)
 
     latest, best = checkpoints.managers(workdir)
