@@ -127,7 +127,7 @@ class TrainStep:
         self.features = jnp.asarray(rng.uniform(-1, 1, shape), jnp.float32)
         labels = rng.integers(0, 2, (batch * steps, n * (n - 1)))
         self.labels = jnp.asarray(labels, jnp.int32)
-        model = make_model(config.model)
+        self.model = model = make_model(config.model)
         state, tx = train_state.init_state(model, config, np.asarray(self.features[:2]), steps)
         # Placed as train.py places it, so the step's own output state does not recompile it.
         self.state = jax.device_put(state, NamedSharding(train_state.make_mesh(), P()))
@@ -135,7 +135,9 @@ class TrainStep:
         self.index = jnp.arange(batch * steps).reshape(steps, batch)
         self.key = jax.random.key(0)
         start = time.perf_counter()
-        self.step.lower(self.state, self.features, self.labels, self.index[0], self.key).compile()
+        self.compiled = self.step.lower(
+            self.state, self.features, self.labels, self.index[0], self.key
+        ).compile()
         self.compile_s = time.perf_counter() - start
         self.flops = batch * matmul_flops_per_sample(config, dims)
         self.run()  # warm-up
