@@ -165,7 +165,7 @@ class Run:
 
     @property
     def _batch_size(self) -> int:
-        return int(self.config.eval.batch_size)
+        return evaluation.eval_batch_size(self.config)
 
     @functools.cached_property
     def _encoder(self):

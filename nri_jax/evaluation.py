@@ -47,6 +47,26 @@ from nri_jax.data import Normalisation, Split, eval_horizon, load_dataset
 from nri_jax.model import NRI, fixed_edges
 from nri_jax.train_state import make_mesh
 
+# Activation elements ([samples x edges, hidden] and the like) an evaluation batch may put in
+# one tensor: 128 MiB of float32. Paper-size batches of a few objects stay far below it; at
+# 250 objects (62250 edges) and 256 units a batch of 256 samples would need 16 GB a tensor.
+EVAL_ELEMENTS = 1 << 25
+
+
+def eval_batch_size(config: ml_collections.ConfigDict) -> int:
+    """Samples an evaluation batch holds: `config.eval.batch_size`, or fewer for many objects.
+
+    The CNN encoder keeps a time axis per edge, so its frames count too. A multiple of the
+    device count (each device takes its share).
+    """
+    n = config.data.num_objects
+    per_sample = n * (n - 1) * max(config.model.hidden, config.model.decoder_hidden)
+    if config.model.encoder == "cnn":
+        per_sample *= config.train.timesteps
+    size = min(config.eval.batch_size, max(1, EVAL_ELEMENTS // per_sample))
+    devices = jax.device_count()
+    return max(devices, size // devices * devices)
+
 
 def padded_batches(num: int, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
     """Index [batches, batch] covering 0..num-1 (last batch padded) and its 0/1 mask."""
@@ -225,7 +245,7 @@ def make_validation(
 
     def validate(params, batch_stats) -> dict[str, float]:
         variables = {"params": params, "batch_stats": batch_stats}
-        means, _ = _run(batch, variables, len(split.labels), config.eval.batch_size, key)
+        means, _ = _run(batch, variables, len(split.labels), eval_batch_size(config), key)
         names = ("nll", "kl", "mse", "accuracy", "accuracy_perm")
         if not split.labelled:  # measured against placeholder labels
             names = names[:3]
@@ -343,7 +363,7 @@ def _protocol(config, norm, model, variables, epoch, test, valid, dynamic_graph,
     key = jax.random.key(config.seed + 2)
     if baseline != "none":
         batch = _predictor_batch_fn(model, config, jnp.asarray(test.features), horizon)
-        means, _ = _run(batch, variables, len(test.labels), config.eval.batch_size, key)
+        means, _ = _run(batch, variables, len(test.labels), eval_batch_size(config), key)
         result = {
             "nll": float(means["nll"]),
             "mse_one_step": float(means["mse"]),
@@ -363,7 +383,7 @@ def _protocol(config, norm, model, variables, epoch, test, valid, dynamic_graph,
         keep_probs=test.labelled,
     )
     means, (first_index, extras) = _run(
-        batch, variables, len(test.labels), config.eval.batch_size, key
+        batch, variables, len(test.labels), eval_batch_size(config), key
     )
     result = {}
     if test.labelled:
@@ -407,7 +427,7 @@ def _correlation_vectors(config, model, variables, features: np.ndarray) -> np.n
     if model is None:  # Corr. (path): the trajectory itself, flattened over time and dims
         return frames.reshape(frames.shape[0], frames.shape[1], -1)
     final = jax.jit(lambda v, x: model.apply(v, x, method="final_hidden"))
-    index, _ = padded_batches(len(frames), config.eval.batch_size)
+    index, _ = padded_batches(len(frames), eval_batch_size(config))
     hidden = [np.asarray(final(variables, jnp.asarray(frames[i]))) for i in index]
     return np.concatenate(hidden)[: len(frames)]
 

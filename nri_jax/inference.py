@@ -2,7 +2,7 @@
 
 Both work in the model's units (normalised frames `[samples, objects, time, dims]`;
 `nri_jax.api.Run` converts from and to raw units) and run over padded batches of
-config.eval.batch_size, as the test protocol does (`nri_jax.evaluation.padded_batches`), so the
+`nri_jax.evaluation.eval_batch_size(config)`, as the test protocol does (`padded_batches`), so the
 encoder sees the same batch shapes there and here: one compiled program per input shape.
 """
 

@@ -65,6 +65,11 @@ from simulators.devices import default_devices, padded_chunk_size, split_over_de
 BOX_SIZE = 5.0  # Walls at +-BOX_SIZE in both coordinates.
 VEL_NORM = 0.5  # Initial speed of every particle.
 PAIR_LOOP_MAX_OBJECTS = 16  # Above this, `pairwise_force` uses the dense formulation.
+# On a CPU the dense formulation's [2, N, N, batch] temporaries must stay in cache: per device
+# at most this many bytes of them, so generation chunks shrink as N^2 above the pair loop's
+# range. Per trajectory and step (one core): 20 objects 1.8 us at 16-64 trajectories a device
+# (205 KB) against 6.4 us at 256; 50 objects 15 us at 16 (320 KB), 42-46 us at 32-128.
+DENSE_FORCE_CACHE_BYTES = 320 * 1024
 
 # (x [2, N, *batch], weights [N, N, *batch]) -> force [2, N, *batch], before clipping.
 ForceFn = Callable[[Array, Array], Array]
@@ -545,6 +550,9 @@ class ParticleSystem:
         # Per trajectory: its frames (positions and velocities) and, above
         # PAIR_LOOP_MAX_OBJECTS, the dense force's [2, N, N] temporaries (a few of them).
         item_bytes = 2 * num_frames * num_objects * 2 * 4 + 6 * num_objects**2 * 4
+        if num_objects > PAIR_LOOP_MAX_OBJECTS and devices[0].platform == "cpu":
+            per_device = max(1, DENSE_FORCE_CACHE_BYTES // (2 * num_objects**2 * 4))
+            chunk_size = min(chunk_size, per_device * len(devices))
         chunk = padded_chunk_size(chunk_size, num_sims, len(devices), item_bytes)
         sampler = _sampler(sample_system or self.sample_system, num_objects)
         simulate = functools.partial(

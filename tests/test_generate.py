@@ -119,6 +119,28 @@ def test_results_do_not_depend_on_chunk_size():
         np.testing.assert_array_equal(whole[name], chunked[name])
 
 
+def test_many_objects_generate_in_cache_sized_chunks(monkeypatch):
+    # Above the pair loop's 16 objects a CPU device simulates at most
+    # DENSE_FORCE_CACHE_BYTES of [2, N, N, batch] force temporaries at once: 25 trajectories
+    # of 40 objects. The values are those of one chunk for all, to rounding.
+    from simulators import particles
+
+    chunks = []
+    real = particles.padded_chunk_size
+    monkeypatch.setattr(
+        particles, "padded_chunk_size", lambda *a: chunks.append(real(*a)) or chunks[-1]
+    )
+    key = jax.random.key(3)
+    capped = springs.generate_split(key, 30, 40, 300, 300, 100, 1e-3, 1024, False)
+    monkeypatch.setattr(particles, "DENSE_FORCE_CACHE_BYTES", 1 << 40)
+    whole = springs.generate_split(key, 30, 40, 300, 300, 100, 1e-3, 1024, False)
+    devices = jax.local_device_count()
+    assert chunks[0] == real(25 * devices, 30, devices) < chunks[1] == real(1024, 30, devices)
+    np.testing.assert_array_equal(capped["edges"], whole["edges"])
+    for name in ("loc", "vel"):
+        np.testing.assert_allclose(capped[name], whole[name], rtol=1e-5, atol=1e-6)
+
+
 TWO_DEVICES_SCRIPT = """
 import sys
 

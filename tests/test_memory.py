@@ -95,3 +95,15 @@ def test_training_refuses_a_batch_too_large_before_compiling(tiny_data, tmp_path
     with pytest.raises(TypeError):  # and reaches init_state (here the stub, which returns None)
         training.train_and_evaluate(config, tmp_path / "run2")
     assert compiled
+
+
+def test_evaluation_batches_shrink_for_many_objects():
+    from configs import springs
+    from nri_jax.evaluation import EVAL_ELEMENTS, eval_batch_size
+
+    config = springs.get_config()
+    assert eval_batch_size(config) == config.eval.batch_size == 256  # the paper's: unchanged
+    config.data.num_objects = 250  # 62250 edges x 256 units: 2 samples in EVAL_ELEMENTS
+    assert eval_batch_size(config) == EVAL_ELEMENTS // (250 * 249 * 256) == 2
+    config.model.encoder = "cnn"  # a time axis per edge too: one sample a batch
+    assert eval_batch_size(config) == 1
