@@ -8,10 +8,10 @@ bfloat16 keeps float32's exponent range with an 8-bit mantissa (relative roundin
 most 2^-9 per operand).
 
 Why float32 results rather than bfloat16 ones: on XLA:CPU a bfloat16 x bfloat16 -> bfloat16
-dot ran at the float32 rate (70.7-76.4 against 78.8-81.0 GFLOP/s, [12800, 256] x [256, 256]),
-and only with a float32 result (`preferred_element_type`) at 1.9x it (146-155 GFLOP/s), the
-AVX-512 BF16 dot-product instructions; GPU and TPU matrix units also accumulate bfloat16
-products in float32. A mixed float32 x bfloat16 dot ran at the float32 rate (77.6-78.8), so
+dot ran no faster than float32 (221 against 291 GFLOP/s, [12800, 256] x [256, 256]), and only
+with a float32 result (`preferred_element_type`) at 1.9x it (541 GFLOP/s), the AVX-512 BF16
+dot-product instructions; GPU and TPU matrix units also accumulate bfloat16 products in
+float32. A mixed float32 x bfloat16 dot ran at about the float32 rate (317), so
 `matmul`'s VJP rounds the output cotangent to bfloat16 and its backward matmuls are bfloat16
 too; the gradients it returns are float32 (docs/benchmarks.md).
 """
