@@ -22,7 +22,11 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "A directory written by train.py
 _DATA_DIR = flags.DEFINE_string(
     "data_dir", None, "Evaluate on the test split in this folder (training normalisation)."
 )
-_OUTPUT = flags.DEFINE_string("output", None, "Write the JSON here instead of DIR/eval.json.")
+_OUTPUT = flags.DEFINE_string(
+    "output",
+    None,
+    "Write the JSON here instead of DIR/eval.json (with --data_dir: DIR/eval_<its folder>.json).",
+)
 _PLOTS = flags.DEFINE_bool("plots", False, "Write PNG plots to DIR/plots.")
 _DYNAMIC = flags.DEFINE_bool(
     "dynamic_graph", False, "RNN decoder: re-infer the graph on a sliding window (paper §5.2)."

@@ -265,8 +265,9 @@ def evaluate(
     """Evaluate the run in `workdir` on a test split; writes and returns the eval.json dict.
 
     The best-validation checkpoint (`checkpoints/best`) is used, the latest if none.
-    `data_dir` evaluates another dataset's test split with the run's normalisation;
-    `prediction_steps` overrides config.eval.prediction_steps (the Table 2 horizon).
+    `data_dir` evaluates another dataset's test split with the run's normalisation, written to
+    `output` or else `workdir/eval_<data_dir's folder name>.json` (the run's own eval.json is
+    kept); `prediction_steps` overrides config.eval.prediction_steps (the Table 2 horizon).
     """
     workdir = Path(workdir)
     config, _ = checkpoints.load_config(workdir)
@@ -293,6 +294,8 @@ def evaluate(
         config, norm, model, variables, epoch, test, None, dynamic_graph, prediction_steps
     )
     result["data_dir"] = str(data_config.dir)
+    if output is None and data_dir is not None:
+        output = str(workdir / f"eval_{Path(data_dir).resolve().name}.json")
     _write(result, workdir, output)
     if plots:
         from nri_jax import plots as plots_lib

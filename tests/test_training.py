@@ -82,6 +82,11 @@ def test_train_resume_and_eval(tiny_data, tmp_path):
     other = tmp_path / "other.json"
     again = evaluate(workdir, data_dir=str(tiny_data), output=str(other))
     assert json.loads(other.read_text())["edge_accuracy"] == again["edge_accuracy"]
+    # Without --output, beside the run's own eval.json, which is kept.
+    evaluate(workdir, data_dir=str(tiny_data))
+    beside = json.loads((workdir / f"eval_{tiny_data.name}.json").read_text())
+    assert beside["edge_accuracy"] == again["edge_accuracy"]
+    assert json.loads((workdir / "eval.json").read_text()) == result
 
 
 def test_best_checkpoint_is_the_lowest_validation_nll_and_eval_uses_it(tiny_data, tmp_path):
