@@ -42,8 +42,8 @@ ACTIVATIONS = ("relu", "tanh")
 # 68 ms against 98 ms for 640, at 256 units 640 and 1600 rows alike.
 CHUNK_ELEMENTS = 1600 * 256
 
-# Unroll the decoder's M-step loop when a step's message activations span at least this many
-# chunks. Then each step's saved messages stay separate arrays; in a loop, the backward pass's
+# Unroll the decoder's M-step loop when a step's messages run in at least this many chunks.
+# Then each step's saved messages stay separate arrays; in a loop, the backward pass's
 # stacked copy of them is zero-filled and written again, a single-threaded pass over ~130 MB
 # per edge type at batch 128 and 256 units (decoder forward + backward ~1050 -> ~990 ms). At
 # 64 units and batch 64 (1 chunk) unrolling was slower (77 -> 85 ms unrolled by 2).
@@ -75,8 +75,8 @@ relu.defvjp(_relu_fwd, _relu_bwd)
 
 def step_unroll(length: int, graphs: int, num_objects: int, hidden: int) -> int:
     """Unroll factor of the MLP decoder's M-step scan: `graphs` decoded at once, `hidden` units."""
-    elements = graphs * num_objects * (num_objects - 1) * hidden
-    return min(length, MAX_UNROLL) if elements >= UNROLL_MIN_CHUNKS * CHUNK_ELEMENTS else 1
+    chunks = graphs // graphs_per_chunk(graphs, num_objects * (num_objects - 1), hidden)
+    return min(length, MAX_UNROLL) if chunks >= UNROLL_MIN_CHUNKS else 1
 
 
 def _act_and_grad(name: str) -> tuple[Callable, Callable]:
@@ -152,17 +152,28 @@ def _messages_bwd_chunk(activation, used, dtype, x, z, packed, bias1, kernel2, o
     return dx, dz, dpacked, jnp.stack(dbias1), jnp.stack(dkernel2), jnp.stack(dbias2)
 
 
+def graphs_per_chunk(graphs: int, edges: int, hidden: int) -> int:
+    """The divisor of `graphs` nearest (by ratio) to CHUNK_ELEMENTS / (edges x hidden) graphs.
+
+    Nearest, not the largest below: the decoder's M-step rollouts start from 5 frames, and
+    with "largest below" a sample of 40-50 objects (2.6-4.1 graphs' worth of a chunk) ran as
+    5 one-graph chunks whose per-chunk overhead cost 1.3-2x a sample's step time
+    (docs/benchmarks.md, "Many objects").
+    """
+    target = CHUNK_ELEMENTS / (hidden * edges)
+    divisors = [d for d in range(1, graphs + 1) if graphs % d == 0]
+    return min(divisors, key=lambda d: (abs(np.log(d / target)), -d))
+
+
 def chunking(x, z, hidden):
     """(x `[chunks, g, N, F]`, z `[chunks, g, E, K]`, leading shape): ~CHUNK_ELEMENTS each.
 
-    The graphs per chunk divide the number of graphs (a prime count runs one graph a chunk).
+    The graphs per chunk divide the number of graphs (`graphs_per_chunk`).
     """
     lead = x.shape[:-2]
     graphs = int(np.prod(lead))
     edges = z.shape[-2]
-    per_chunk = max(1, min(graphs, CHUNK_ELEMENTS // (hidden * edges)))
-    while graphs % per_chunk:
-        per_chunk -= 1
+    per_chunk = graphs_per_chunk(graphs, edges, hidden)
     x = x.reshape((graphs // per_chunk, per_chunk) + x.shape[-2:])
     z = jnp.broadcast_to(z, lead + z.shape[-2:]).reshape(
         (graphs // per_chunk, per_chunk, edges, -1)

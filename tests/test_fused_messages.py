@@ -152,3 +152,17 @@ def test_default_implementation_is_fused_on_cpu_only():
     assert use_fused("fused") and not use_fused("plain")
     with pytest.raises(ValueError, match="config.model.messages"):
         use_fused("fast")
+
+
+def test_graphs_per_chunk_is_the_divisor_nearest_the_target():
+    # A 50-object sample's 5 rollout starts at 64 units: 2.6 graphs fill a chunk. The nearest
+    # divisor of 5 by ratio is 5 (one chunk), not 1 (five one-graph chunks).
+    edges, hidden = 50 * 49, 64
+    target = fused_messages.CHUNK_ELEMENTS / (edges * hidden)
+    assert 2.5 < target < 2.7
+    assert fused_messages.graphs_per_chunk(5, edges, hidden) == 5
+    for graphs in (1, 5, 12, 40, 97, 640):
+        chosen = fused_messages.graphs_per_chunk(graphs, edges, hidden)
+        assert graphs % chosen == 0
+        others = [d for d in range(1, graphs + 1) if graphs % d == 0]
+        assert all(abs(np.log(chosen / target)) <= abs(np.log(d / target)) for d in others)
