@@ -6,14 +6,15 @@
 For each N, the compiled train step of springs with MLP encoder and MLP decoder (`--hidden`
 units in both, the paper's 49 frames, M = 10, 2 edge types) on synthetic data of that shape
 (`benchmarks/train_step.py`'s `TrainStep`). The batch shrinks as N grows so that a batch holds
-about `--edges_per_batch` edges (a power of two, 1 to 128 samples); a timed run is at least
-2 steps and about `--edges_per_run` edges. Reported per N: the batch, the median seconds per
-training sample over `--repeats` runs (compile time apart), the compiled step's memory per
-sample (XLA's memory analysis: temporaries, arguments and outputs, over the batch) and the
-traced estimate train.py checks against free memory (`nri_jax.memory`). The last line is one
-JSON object with all of it and the log-log slopes of time and memory per sample against N
-from `--slope_from` objects on: 2 for O(N^2) work, 3 for the original's dense [E, N] one-hot
-matmuls.
+about `--edges_per_batch` edges (a power of two, 1 to 128 samples); a timed run is at least 2
+steps and about `--edges_per_run` edges, and the timed runs go round-robin over the N (all steps
+compiled first), so that the machine's drifts hit every N alike. Reported per N: the batch, the
+median seconds per training sample over `--repeats` runs (compile time apart), the compiled
+step's memory per sample (XLA's memory analysis: temporaries, arguments and outputs, over the
+batch) and the traced estimate train.py checks against free memory (`nri_jax.memory`). The last
+line is one JSON object with all of it and the log-log slopes of time and memory per sample
+against N from `--slope_from` objects on: 2 for O(N^2) work, 3 for the original's dense [E, N]
+one-hot matmuls.
 """
 
 import argparse
@@ -21,7 +22,6 @@ import json
 import math
 import statistics
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -72,12 +72,16 @@ def slope(objects: list[int], values: list[float]) -> float:
     return float(np.polyfit(np.log(objects), np.log(values), 1)[0])
 
 
-def measure(config, edges_per_run: int, repeats: int) -> dict:
-    """One N: seconds and bytes per training sample."""
+def prepare(config, edges_per_run: int) -> tuple[TrainStep, int]:
+    """One N's compiled train step and its steps per timed run (about `edges_per_run` edges)."""
     n, batch = config.data.num_objects, config.train.batch_size
     steps = max(2, round(edges_per_run / (batch * n * (n - 1))))
-    bench = TrainStep(config, steps)
-    times = [bench.run() for _ in range(repeats)]
+    return TrainStep(config, steps), steps
+
+
+def summarize(config, bench: TrainStep, steps: int, times: list[float]) -> dict:
+    """One N's row: seconds and bytes per training sample."""
+    n, batch = config.data.num_objects, config.train.batch_size
     stats = bench.compiled.memory_analysis()
     step_bytes = (
         stats.temp_size_in_bytes
@@ -116,12 +120,20 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.huge_pages:
         host_memory.restart_with_huge_pages()
+    configs = [
+        scaling_config(int(n), args.hidden, args.timesteps, args.edges_per_batch)
+        for n in args.objects.split(",")
+    ]
+    prepared = [prepare(config, args.edges_per_run) for config in configs]
+    # Round-robin over N: drifts of a shared machine's speed then hit every N alike, and the
+    # slope compares like with like.
+    times = [[] for _ in configs]
+    for _ in range(args.repeats):
+        for (bench, _), runs in zip(prepared, times, strict=True):
+            runs.append(bench.run())
     rows = []
-    for n in (int(v) for v in args.objects.split(",")):
-        config = scaling_config(n, args.hidden, args.timesteps, args.edges_per_batch)
-        start = time.perf_counter()
-        row = measure(config, args.edges_per_run, args.repeats)
-        row["wall_s"] = round(time.perf_counter() - start, 1)
+    for config, (bench, steps), runs in zip(configs, prepared, times, strict=True):
+        row = summarize(config, bench, steps, runs)
         print(json.dumps(row), flush=True)
         rows.append(row)
     fit = [r for r in rows if r["objects"] >= args.slope_from]
