@@ -94,20 +94,24 @@ def _packed_kernel1(kernel1: jax.Array, used: tuple[int, ...]) -> jax.Array:
 
 
 def _first_layer(x, packed, bias1, used, dtype):
-    """Pre-activations of the used types' first layers, `[g, E, H]` each, from `x` `[g, N, F]`."""
+    """Pre-activations of the used types' first layers, `[..., E, H]` each, from `[..., N, F]`."""
     size = bias1.shape[-1]
     projected = precision.dot(x.reshape(-1, x.shape[-1]), packed, dtype)
     projected = projected.reshape(x.shape[:-1] + (len(used), 2, size))
+    senders, receivers = projected[..., 0, :], projected[..., 1, :]  # [..., N, K', H]
     return [
-        sender_rows(projected[:, :, slot, 0]) + receiver_rows(projected[:, :, slot, 1]) + bias1[k]
+        sender_rows(senders[..., slot, :]) + receiver_rows(receivers[..., slot, :]) + bias1[k]
         for slot, k in enumerate(used)
     ]
 
 
 def _messages_fwd_chunk(activation, used, dtype, x, z, packed, bias1, kernel2, bias2):
-    """One chunk: x `[g, N, F]`, z `[g, E, K]` -> (aggregated `[g, N, H]`, outputs per type)."""
+    """One chunk: x `[..., N, F]`, z `[..., E, K]` -> (aggregated `[..., N, H]`, outputs per type).
+
+    The leading axes are the chunk's graphs, or none for a chunk of one graph (`_one_graph`).
+    """
     act, _ = _act_and_grad(activation)
-    num_objects = x.shape[1]
+    num_objects = x.shape[-2]
     pre = _first_layer(x, packed, bias1, used, dtype)
     outs, total = [], None
     for slot, k in enumerate(used):
@@ -118,17 +122,18 @@ def _messages_fwd_chunk(activation, used, dtype, x, z, packed, bias1, kernel2, b
         weighted = out * z[..., k : k + 1]
         total = weighted if total is None else total + weighted
     size = total.shape[-1]
-    aggregated = total.reshape(-1, num_objects, num_objects - 1, size).sum(axis=2)
+    aggregated = total.reshape(x.shape[:-2] + (num_objects, num_objects - 1, size)).sum(axis=-2)
     return aggregated, tuple(outs)
 
 
 def _messages_bwd_chunk(activation, used, dtype, x, z, packed, bias1, kernel2, outs, g):
     """One chunk's cotangents: (dx, dz, dpacked, dbias1 [K', H], dkernel2 [K', H, H], dbias2)."""
     act, act_grad = _act_and_grad(activation)
-    graphs, num_objects = x.shape[:2]
+    *lead, num_objects, _ = x.shape
     size = g.shape[-1]
+    by_receiver = (*lead, num_objects, num_objects - 1, size)
     # Each edge's message cotangent is its receiver's cotangent.
-    g_edges = jnp.broadcast_to(g[:, :, None], (graphs, num_objects, num_objects - 1, size))
+    g_edges = jnp.broadcast_to(g[..., None, :], by_receiver)
     g_edges = g_edges.reshape(outs[0].shape)
     pre = _first_layer(x, packed, bias1, used, dtype)
     dz, dbias1, dkernel2, dbias2, d_projected = [], [], [], [], []
@@ -141,15 +146,28 @@ def _messages_bwd_chunk(activation, used, dtype, x, z, packed, bias1, kernel2, o
         dbias2.append(g_out.sum(axis=0))
         g_pre = precision.dot(g_out, kernel2[k].T, dtype) * act_grad(hidden)
         dbias1.append(g_pre.sum(axis=0))
-        g_pre = g_pre.reshape(graphs, -1, num_objects - 1, size)
-        incoming = g_pre.sum(axis=2)
-        outgoing = jnp.take(g_pre.reshape(graphs, -1, size), outgoing_edges(num_objects), axis=1)
-        d_projected += [outgoing.sum(axis=2), incoming]  # as packed: [sender, receiver]
-    d_projected = jnp.stack(d_projected, axis=2).reshape(graphs * num_objects, -1)
+        g_pre = g_pre.reshape(by_receiver)
+        incoming = g_pre.sum(axis=-2)
+        edges = g_pre.reshape(*lead, -1, size)
+        outgoing = jnp.take(edges, outgoing_edges(num_objects), axis=-2)
+        d_projected += [outgoing.sum(axis=-2), incoming]  # as packed: [sender, receiver]
+    d_projected = jnp.stack(d_projected, axis=-2).reshape(-1, len(d_projected) * size)
     dx = precision.dot(d_projected, packed.T, dtype).reshape(x.shape)
     dpacked = precision.dot_t(x, d_projected, dtype)
-    dz = jnp.stack(dz, axis=-1)  # [g, E, K']
+    dz = jnp.stack(dz, axis=-1)  # [..., E, K']
     return dx, dz, dpacked, jnp.stack(dbias1), jnp.stack(dkernel2), jnp.stack(dbias2)
+
+
+def _one_graph(x_chunk: jax.Array) -> bool:
+    """Whether a chunk `[g, N, F]` is one graph, which then runs without its unit graph axis.
+
+    XLA:CPU splits a large fusion over threads along its outer dimensions; with a unit graph
+    axis outermost, a one-graph chunk (a graph larger than CHUNK_ELEMENTS: 100 objects at 64
+    units, 5 chunks of 1 graph) ran on one of two cores: 1.0 against 0.94 microseconds per
+    edge-graph on one core, while chunks of 5 graphs went from 0.80 to 0.56 with the second
+    (docs/benchmarks.md, "Many objects").
+    """
+    return x_chunk.shape[0] == 1
 
 
 def graphs_per_chunk(graphs: int, edges: int, hidden: int) -> int:
@@ -207,11 +225,16 @@ def aggregated_messages(
 
 def _aggregated_fwd(activation, used, dtype, x, z, kernel1, bias1, kernel2, bias2):
     xs, zs, lead = chunking(x, z, bias1.shape[-1])
-    packed = _packed_kernel1(kernel1, used)
+    params = (_packed_kernel1(kernel1, used), bias1, kernel2, bias2)
 
     def chunk(_, inputs):
-        args = (*inputs, packed, bias1, kernel2, bias2)
-        return None, _messages_fwd_chunk(activation, used, dtype, *args)
+        x_c, z_c = inputs
+        one = _one_graph(x_c)
+        args = (x_c[0], z_c[0]) if one else (x_c, z_c)
+        aggregated, outs = _messages_fwd_chunk(activation, used, dtype, *args, *params)
+        if one:
+            aggregated, outs = aggregated[None], tuple(out[None] for out in outs)
+        return None, (aggregated, outs)
 
     _, (aggregated, outs) = jax.lax.scan(chunk, None, (xs, zs))
     aggregated = aggregated.reshape(lead + aggregated.shape[-2:])
@@ -226,9 +249,14 @@ def _aggregated_bwd(activation, used, dtype, residuals, g):
 
     def chunk(sums, inputs):
         x_c, z_c, outs_c, g_c = inputs
+        one = _one_graph(x_c)
+        if one:
+            x_c, z_c, outs_c, g_c = jax.tree.map(lambda a: a[0], (x_c, z_c, outs_c, g_c))
         dx, dz, *grads = _messages_bwd_chunk(
             activation, used, dtype, x_c, z_c, packed, bias1, kernel2, outs_c, g_c
         )
+        if one:
+            dx, dz = dx[None], dz[None]
         return jax.tree.map(jnp.add, sums, tuple(grads)), (dx, dz)
 
     size = bias1.shape[-1]
