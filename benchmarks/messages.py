@@ -4,9 +4,10 @@
     python benchmarks/messages.py --hidden 256 --batch 128          # the paper's MLP decoder
     python benchmarks/messages.py --decoder rnn --hidden 256 --batch 32
     python benchmarks/messages.py --hidden 256 --batch 128 --dtypes float32,bfloat16
+    python benchmarks/messages.py --objects 100 --batch 1             # one graph per chunk
 
 Times one decoder's forward + backward pass (jax.value_and_grad w.r.t. parameters and edges)
-on springs5-shaped inputs [batch, 5, 49, 4] with M = 10 (MLP) or the training burn-in (RNN),
+on springs-shaped inputs [batch, objects, 49, 4] (5 objects unless `--objects`) with M = 10 (MLP) or the training burn-in (RNN),
 for each implementation and each `--dtypes` value (`config.model.dtype`, nri_jax/precision.py),
 compiled once each (compile time printed apart) and called round-robin so that drifts of the
 machine's speed hit all alike. First checks that both implementations give the same loss and
@@ -37,6 +38,7 @@ from nri_jax.decoders import IMPLEMENTATIONS, MLPDecoder, RNNDecoder  # noqa: E4
 _DECODER = flags.DEFINE_enum("decoder", "mlp", ["mlp", "rnn"], "Decoder.")
 _BATCH = flags.DEFINE_integer("batch", 64, "Trajectories per batch.")
 _HIDDEN = flags.DEFINE_integer("hidden", 64, "Decoder hidden units.")
+_OBJECTS = flags.DEFINE_integer("objects", 5, "Objects per trajectory.")
 _REPEATS = flags.DEFINE_integer("repeats", 15, "Timed calls per implementation.")
 _DTYPES = flags.DEFINE_list("dtypes", ["float32"], "Decoder dtypes (model.dtype) to time.")
 PREDICTION_STEPS = 10
@@ -62,8 +64,9 @@ def _compiled(implementation: str, dtype: str, x: jax.Array, z: jax.Array):
 def main(argv):
     del argv
     rng = np.random.default_rng(0)
-    x = jnp.asarray(rng.normal(size=(_BATCH.value, 5, 49, 4)), jnp.float32)
-    z = jax.nn.softmax(jnp.asarray(rng.normal(size=(_BATCH.value, 20, 2)), jnp.float32))
+    n = _OBJECTS.value
+    x = jnp.asarray(rng.normal(size=(_BATCH.value, n, 49, 4)), jnp.float32)
+    z = jax.nn.softmax(jnp.asarray(rng.normal(size=(_BATCH.value, n * (n - 1), 2)), jnp.float32))
     calls, results = {}, {}
     for dtype in _DTYPES.value:
         for implementation in IMPLEMENTATIONS:
@@ -72,7 +75,9 @@ def main(argv):
             print(f"{name:>6}: compiled in {compile_s:.1f} s")
         # Sums in another order: tolerances relative to each array's scale; in bfloat16 a sum
         # on the other side of a rounding boundary moves an operand by 2^-8.
-        atol = 1e-4 if dtype == "float32" else 2.0**-8
+        # At 250 objects the untrained decoder's 10-step rollouts sum 249 messages per step
+        # and grow (|dz| up to 3.5e4): float32 paths then differ by 4e-4 of the scale.
+        atol = (1e-4 if n <= 100 else 1e-3) if dtype == "float32" else 2.0**-8
         jax.tree.map(
             lambda a, b, atol=atol: np.testing.assert_allclose(
                 a, b, rtol=1e-3, atol=atol * np.abs(b).max()
@@ -93,6 +98,7 @@ def main(argv):
         "backend": jax.default_backend(),
         "decoder": _DECODER.value,
         "batch": _BATCH.value,
+        "objects": _OBJECTS.value,
         "hidden": _HIDDEN.value,
         "median_ms": medians,
     }
