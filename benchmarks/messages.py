@@ -4,15 +4,15 @@
     python benchmarks/messages.py --hidden 256 --batch 128          # the paper's MLP decoder
     python benchmarks/messages.py --decoder rnn --hidden 256 --batch 32
     python benchmarks/messages.py --hidden 256 --batch 128 --dtypes float32,bfloat16
-    python benchmarks/messages.py --objects 100 --batch 1             # one graph per chunk
+    python benchmarks/messages.py --objects 100 --batch 1          # one graph per chunk
 
-Times one decoder's forward + backward pass (jax.value_and_grad w.r.t. parameters and edges)
-on springs-shaped inputs [batch, objects, 49, 4] (5 objects unless `--objects`) with M = 10
-(MLP) or the training burn-in (RNN), for each implementation and each `--dtypes` value
-(`config.model.dtype`, nri_jax/precision.py), compiled once each (compile time printed apart)
-and called round-robin so that drifts of the machine's speed hit all alike. First checks that both implementations give the same loss and
-gradients in each dtype. Prints the median and minimum per variant in ms; the last line is a
-JSON object with the medians and the speed-up of the fused path.
+Times one decoder's forward + backward pass (jax.value_and_grad w.r.t. parameters and edges) on
+springs-shaped inputs [batch, objects, 49, 4] (5 objects unless `--objects`) with M = 10 (MLP) or
+the training burn-in (RNN), for each implementation and each `--dtypes` value (`config.model.dtype`,
+nri_jax/precision.py), compiled once each (compile time printed apart) and called round-robin so
+that drifts of the machine's speed hit all alike. First checks that both implementations give the
+same loss and gradients in each dtype. Prints the median and minimum per variant in ms; the last
+line is a JSON object with the medians and the speed-up of the fused path.
 """
 
 import json
