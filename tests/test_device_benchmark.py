@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 COMMON = {"measure", "backend", "device_kind", "devices", "jax", "matmul_precision", "tiny"}
 KEYS = {
@@ -46,6 +48,7 @@ RATES = {
 COUNTS = {"matmul": 2, "train_step": 4, "generate": 3, "epoch": 2}
 
 
+@pytest.mark.benchmark
 def test_device_benchmark_at_ci_size():
     env = dict(os.environ, PYTHON=sys.executable)
     out = subprocess.run(
