@@ -14,7 +14,7 @@ from nri_jax.config import cpu_protocol
 
 def get_config():
     config = cpu_protocol("kuramoto")
-    # MLP encoder and decoder (~8-15 s per epoch). The CNN encoder with the recurrent decoder
+    # MLP encoder and decoder (8-18 s per epoch). The CNN encoder with the recurrent decoder
     # took 33 s per epoch and stayed at 52.7-53.5% validation accuracy from epoch 7 to 26.
     config.model.encoder = "mlp"
     config.model.decoder = "mlp"

@@ -62,18 +62,12 @@ ROW_OVERRIDES = {
     "corr_path": {"model.baseline": "corr_path"},
     "corr_lstm": {"model.baseline": "corr_lstm"},
 }
-# NRI (sim.): Kuramoto's simulator needs the raw phases, and on them the CNN encoder (128 units,
-# the paper's variance) reads the couplings where the MLP one does not (docs/results.md); charged
-# predicts one step from each true frame, as the original's simulation decoder did.
+# NRI (sim.): Kuramoto's simulator needs the raw phases (docs/results.md); charged predicts one
+# step from each true frame, as the original's simulation decoder did.
 SIM_OVERRIDES = {
     "springs": {},
     "charged": {"train.prediction_steps": 1},
-    "kuramoto": {
-        "data.features": "phase",
-        "model.encoder": "cnn",
-        "model.hidden": 128,
-        "train.var": 5e-5,
-    },
+    "kuramoto": {"data.features": "phase"},
 }
 # The cpu protocol's epochs for the rows other than NRI (learned) (which keeps its config's).
 CPU_EPOCHS = {
@@ -85,14 +79,21 @@ CPU_EPOCHS = {
     "lstm_joint": 2,  # width N * H: ~370 s per springs5 epoch on 2 cores
     "corr_lstm": 4,
 }
-# What the cpu protocol changes further for one system's rows. Kuramoto NRI (sim.) was at 90.25%
-# validation after 16 epochs and 90.53% after 20 (docs/results.md, note 5). The Kuramoto LSTMs
-# stay at width 128 (the config's 256 is the MLP encoder's): at 256 the three LSTM rows take
-# ~1 hour on 2 cores, beyond the protocol's 75 minutes per system (note 13).
+# What the cpu protocol changes further for one system's rows. Kuramoto NRI (sim.): on the raw
+# phases the CNN encoder (128 units, the paper's variance) reads the couplings where the config's
+# MLP one does not, at 90.25% validation after 16 epochs and 90.53% after 20 (docs/results.md,
+# note 5). The Kuramoto LSTMs stay at width 128 (the config's 256 is the MLP encoder's): at 256
+# the three LSTM rows take ~1 hour on 2 cores, beyond the protocol's 75 minutes per system
+# (note 13).
 _KURAMOTO_LSTM = {"model.hidden": 128}
 CPU_OVERRIDES_BY_SYSTEM = {
     "kuramoto": {
-        "sim": {"train.epochs": 20},
+        "sim": {
+            "model.encoder": "cnn",
+            "model.hidden": 128,
+            "train.var": 5e-5,
+            "train.epochs": 20,
+        },
         "lstm_single": _KURAMOTO_LSTM,
         "lstm_joint": _KURAMOTO_LSTM,
         "corr_lstm": _KURAMOTO_LSTM,

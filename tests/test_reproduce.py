@@ -45,6 +45,9 @@ def test_cpu_protocol_keeps_the_configs_epochs_for_nri_and_shortens_the_others()
     assert kuramoto["lstm_joint"].model.hidden == 128
     assert kuramoto["lstm_joint"].train.epochs == reproduce.CPU_EPOCHS["lstm_joint"]
     assert kuramoto["sim"].model.encoder == "cnn"
+    # The paper protocol's NRI (sim.) keeps its config's encoder.
+    paper = {r.row: r.config for r in _plan("paper", systems=("kuramoto",))}
+    assert paper["sim"].model.hidden == paper["learned"].model.hidden
     assert kuramoto["supervised"].model.encoder == kuramoto["learned"].model.encoder
     # Smoke sizes hold for every row, whatever the row's overrides widen.
     smoke = {r.row: r.config for r in _plan("smoke", systems=("kuramoto",))}
