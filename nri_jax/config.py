@@ -111,6 +111,10 @@ def base_config(system: str) -> ml_collections.ConfigDict:
     model.decoder_hidden = 256
     model.factor = True  # Factor-graph encoder (eqs. 5-8) rather than edge-only.
     model.skip_first = False  # Edge type 0 hard-coded as "no interaction".
+    # Frames the MLP decoder sees per step: 1 (the paper's, eqs. 10-12) or 2 (also the last
+    # change x^t - x^{t-1}, for states that do not tell their direction of motion). The RNN
+    # and sim decoders read the history or the physics instead and ignore it.
+    model.decoder_frames = 1
     model.prior = "uniform"  # uniform | sparse (p(type 0) = 0.91, REFERENCE.md §3)
     model.dropout = 0.0
     # Decoder message implementation (nri_jax/decoders.py): 'auto' runs the fused fast path
@@ -414,6 +418,11 @@ def check_config(config: ml_collections.ConfigDict, num_devices: int | None = No
     _integer("model.edge_types", model.edge_types, 2)
     _integer("model.hidden", model.hidden, 1)
     _integer("model.decoder_hidden", model.decoder_hidden, 1)
+    if model.get("decoder_frames", 1) not in (1, 2):
+        raise ValueError(
+            f"config.model.decoder_frames={model.decoder_frames!r} must be 1 or 2 (the frames "
+            f"the MLP decoder sees per step)"
+        )
     _integer("train.epochs", train.epochs, 0)
     _integer("train.batch_size", train.batch_size, 1)
     _integer("train.prediction_steps", train.prediction_steps, 1)

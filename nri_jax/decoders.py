@@ -126,10 +126,13 @@ class EdgeTypeMessages(nn.Module):
 
 
 class MLPDecoderStep(nn.Module):
-    """One Markovian step x^t -> mu^{t+1} (eqs. 10-12), shaped as a scan body.
+    """One step x^t -> mu^{t+1} (eqs. 10-12), shaped as a scan body.
 
     carry `[..., objects, dims]`, z `[..., edges, K]` -> (mu, mu). Messages are summed over
     incoming edges (no division), then an output MLP on [x, agg] predicts the change of state.
+    With frames=2 the carry is (x^t, x^{t-1}) and both the messages and the output MLP see
+    [x^t, x^t - x^{t-1}] in place of x^t: the last change tells the direction of motion, which
+    a frame alone may not (Kuramoto's features carry sin(phi) but not the sign of cos(phi)).
     """
 
     edge_types: int
@@ -139,10 +142,13 @@ class MLPDecoderStep(nn.Module):
     train: bool = False
     implementation: str | None = None
     dtype: Any = jnp.float32
+    frames: int = 1
 
     @nn.compact
-    def __call__(self, x: jax.Array, z: jax.Array) -> tuple[jax.Array, jax.Array]:
-        dims = x.shape[-1]
+    def __call__(self, carry, z: jax.Array):
+        x = carry[0] if self.frames == 2 else carry
+        features = jnp.concatenate([x, x - carry[1]], axis=-1) if self.frames == 2 else x
+        dims, width = x.shape[-1], features.shape[-1]
         dropout = nn.Dropout(self.dropout, deterministic=not self.train)
         relu = _relu(use_fused(self.implementation))
         aggregated = EdgeTypeMessages(
@@ -156,13 +162,13 @@ class MLPDecoderStep(nn.Module):
             implementation=self.implementation,
             dtype=self.dtype,
             name="messages",
-        )(x, z)  # eqs. 10-11: summed over types and over incoming edges
+        )(features, z)  # eqs. 10-11: summed over types and over incoming edges
         dense = functools.partial(torch_dense, dtype=self.dtype)
-        h = jnp.concatenate([x, aggregated], axis=-1)
-        h = dropout(relu(dense(self.hidden, dims + self.hidden, name="out_fc1")(h)))
+        h = jnp.concatenate([features, aggregated], axis=-1)
+        h = dropout(relu(dense(self.hidden, width + self.hidden, name="out_fc1")(h)))
         h = dropout(relu(dense(self.hidden, self.hidden, name="out_fc2")(h)))
         mu = x + dense(dims, self.hidden, name="out_fc3")(h)  # eq. 11: x^t + delta
-        return mu, mu
+        return ((mu, x) if self.frames == 2 else mu), mu
 
 
 class MLPDecoder(nn.Module):
@@ -170,7 +176,10 @@ class MLPDecoder(nn.Module):
 
     From every M-th true frame (0, M, 2M, ...) it runs M steps feeding its own predictions
     back; all restarts run as one batch through a `scan` over the M steps. M = 1 is one-step
-    prediction from the true previous frame.
+    prediction from the true previous frame. frames=2 (`config.model.decoder_frames`) is the
+    step that also sees the last change x^t - x^{t-1} (`MLPDecoderStep`): each restart takes
+    it from the true frames, the first from `previous` `[B, N, D]` (the frame before
+    inputs[:, :, 0]) if given, else as zero.
     """
 
     edge_types: int
@@ -179,22 +188,36 @@ class MLPDecoder(nn.Module):
     dropout: float = 0.0
     implementation: str | None = None
     dtype: Any = jnp.float32
+    frames: int = 1
 
     @nn.compact
     def __call__(
-        self, inputs: jax.Array, edges: jax.Array, prediction_steps: int, train: bool = False
+        self,
+        inputs: jax.Array,
+        edges: jax.Array,
+        prediction_steps: int,
+        train: bool = False,
+        previous: jax.Array | None = None,
     ) -> jax.Array:
         """inputs `[B, N, T, D]`, edges `[B, E, K]` -> preds `[B, N, T - 1, D]`."""
         batch, num_objects, time, dims = inputs.shape
         if prediction_steps < 1:
             raise ValueError(f"prediction_steps={prediction_steps} must be at least 1")
+        if self.frames not in (1, 2):
+            raise ValueError(f"config.model.decoder_frames={self.frames} must be 1 or 2")
         # Restarts at frame T - 1 or later, and steps past frame T - 1, would only predict
         # frames past the end (the original runs and then truncates them).
-        starts = jnp.swapaxes(inputs[:, :, : time - 1 : prediction_steps], 1, 2)  # [B, S, N, D]
+        restarts = np.arange(0, time - 1, prediction_steps)
+        starts = jnp.swapaxes(inputs[:, :, restarts], 1, 2)  # [B, S, N, D]
+        if self.frames == 2:
+            before = inputs[:, :, np.maximum(restarts - 1, 0)]
+            if previous is not None:
+                before = before.at[:, :, 0].set(previous)
+            starts = (starts, jnp.swapaxes(before, 1, 2))
         length = min(prediction_steps, time - 1)
         unroll = 1
         if use_fused(self.implementation):
-            graphs = starts.shape[0] * starts.shape[1]
+            graphs = batch * len(restarts)
             unroll = fused_messages.step_unroll(length, graphs, num_objects, self.hidden)
         steps = nn.scan(
             MLPDecoderStep,
@@ -212,6 +235,7 @@ class MLPDecoder(nn.Module):
             train,
             self.implementation,
             self.dtype,
+            self.frames,
             name="step",
         )
         _, preds = step(starts, edges[:, None])  # [M, B, S, N, D]

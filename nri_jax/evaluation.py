@@ -128,7 +128,8 @@ def _batch_fn(
         else:
             edges = fixed_edges(graph, y.shape, edge_types, y)
         x_dec = x[:, :, -timesteps:]  # one-step NLL on the last `timesteps` frames
-        preds = model.apply(variables, x_dec, edges, 1, method="decode")
+        before = x[:, :, -timesteps - 1] if x.shape[2] > timesteps else None
+        preds = model.apply(variables, x_dec, edges, 1, method="decode", previous=before)
         per = per_sample_metrics(logits, probs, preds, x_dec[:, :, 1:], y, var, prior)
         sums = {name: jnp.sum(v * mask) for name, v in per.items()}
         sums["confusion"] = metrics.confusion_matrix(logits, y, edge_types, mask)
@@ -153,7 +154,10 @@ def _batch_fn(
             future = roll[:, :, timesteps:]
         else:
             window = x[:, :, timesteps : timesteps + horizon + 1]
-            future = model.apply(variables, window, edges, horizon, method="decode")
+            before = x[:, :, timesteps - 1]  # the two-frame MLP decoder's last change
+            future = model.apply(
+                variables, window, edges, horizon, method="decode", previous=before
+            )
         target = x[:, :, timesteps + 1 : timesteps + horizon + 1]
         mse_steps = jnp.mean((future - target) ** 2, axis=(1, 3))  # [batch, horizon]
         sums["mse_per_step"] = jnp.sum(mse_steps * mask[:, None], axis=0)

@@ -61,8 +61,10 @@ def make_predictor(model: NRI | RecurrentBaseline | None, decoder: str) -> Calla
             padded = jnp.concatenate([x, jnp.repeat(last, steps, axis=2)], axis=2)
             args = (padded, frames - 1) if edges is None else (padded, edges, frames - 1)
             return model.apply(variables, *args, method="rollout")[:, :, frames - 1 :]
-        # M = steps: one free run from frame 0 of a window whose other frames are never read.
+        # M = steps: one free run from frame 0 of a window whose other frames are never read;
+        # the two-frame MLP decoder also reads the change from frame T - 2.
         window = jnp.repeat(last, steps + 1, axis=2)
-        return model.apply(variables, window, edges, steps, method="decode")
+        before = x[:, :, -2] if frames >= 2 else None
+        return model.apply(variables, window, edges, steps, method="decode", previous=before)
 
     return jax.jit(predict, static_argnums=3)

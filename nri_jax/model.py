@@ -48,7 +48,9 @@ class NRI(nn.Module):
     decoder (`nri_jax.sim_decoder`); `messages` picks the decoders' message implementation
     (`nri_jax.decoders`: None for the backend's default, 'plain' or 'fused'); `dtype`
     ('float32' or 'bfloat16') is the encoder's and decoder's matmul operand dtype
-    (`nri_jax.precision`; the sim decoder always computes in float32).
+    (`nri_jax.precision`; the sim decoder always computes in float32). `decoder_frames` is
+    the frames the MLP decoder reads per step (`nri_jax.decoders.MLPDecoderStep`): 1, the
+    paper's, or 2, also the last change.
     """
 
     encoder: str = "mlp"
@@ -63,6 +65,7 @@ class NRI(nn.Module):
     physics: SimPhysics | None = None
     messages: str | None = None
     dtype: str = "float32"
+    decoder_frames: int = 1
 
     def setup(self):
         names = {"encoder": self.encoder, "decoder": self.decoder, "graph": self.graph}
@@ -76,6 +79,7 @@ class NRI(nn.Module):
             self.decoder_net = SimDecoder(self.physics)
         else:
             decoder_cls = MLPDecoder if self.decoder == "mlp" else RNNDecoder
+            frames = {"frames": self.decoder_frames} if self.decoder == "mlp" else {}
             self.decoder_net = decoder_cls(
                 self.edge_types,
                 self.decoder_hidden,
@@ -83,6 +87,7 @@ class NRI(nn.Module):
                 self.dropout,
                 self.messages,
                 dtype=dtype,
+                **frames,
             )
 
     def __call__(
@@ -135,18 +140,31 @@ class NRI(nn.Module):
         return gumbel_softmax(self.make_rng("gumbel"), logits, temperature, hard)
 
     def decode(
-        self, inputs: jax.Array, edges: jax.Array, prediction_steps: int, train: bool = False
+        self,
+        inputs: jax.Array,
+        edges: jax.Array,
+        prediction_steps: int,
+        train: bool = False,
+        previous: jax.Array | None = None,
     ) -> jax.Array:
         """Predictions `[B, N, T - 1, D]`, the truth fed in every `prediction_steps` frames.
 
         MLP and sim decoders: M-step rollouts from frames 0, M, 2M, ... (section 3.4). RNN: input
         the true frame at steps 0, M, 2M, ..., the previous prediction otherwise, with the hidden
         state carried throughout (the original's RNN decoder without burn-in). M = 1 is
-        teacher forcing; M >= T - 1 one free rollout from frame 0.
+        teacher forcing; M >= T - 1 one free rollout from frame 0. `previous` `[B, N, D]` is
+        the true frame before inputs[:, :, 0], read by the two-frame MLP decoder only
+        (`decoder_frames` = 2, the change into frame 0; without it, zero).
         """
-        if self.decoder != "rnn":
-            return self.decoder_net(inputs, edges, prediction_steps, train)
-        return self.decoder_net(inputs, edges, 0, train, prediction_steps=prediction_steps)
+        if self.decoder == "rnn":
+            return self.decoder_net(inputs, edges, 0, train, prediction_steps=prediction_steps)
+        return self.decoder_net(inputs, edges, prediction_steps, train, **self._before(previous))
+
+    def _before(self, previous: jax.Array | None) -> dict:
+        """The keyword that hands `previous` to the two-frame MLP decoder; {} otherwise."""
+        if previous is None or self.decoder != "mlp" or self.decoder_frames != 2:
+            return {}
+        return {"previous": previous}
 
     def rollout(
         self,
@@ -179,7 +197,8 @@ class NRI(nn.Module):
             return self.decoder_net(inputs, edges, 1, train)
         # One free run from the last true frame, after one-step predictions up to it.
         start = max(burn_in_steps, 0)
-        free = self.decoder_net(inputs[:, :, start:], edges, time - 1 - start, train)
+        before = self._before(inputs[:, :, start - 1] if start > 0 else None)
+        free = self.decoder_net(inputs[:, :, start:], edges, time - 1 - start, train, **before)
         if start == 0:
             return free
         forced = self.decoder_net(inputs[:, :, : start + 1], edges, 1, train)
@@ -260,4 +279,5 @@ def make_model(
         physics=physics,
         messages=None if messages == "auto" else messages,
         dtype=model_config.get("dtype", "float32"),
+        decoder_frames=model_config.get("decoder_frames", 1),
     )

@@ -107,6 +107,38 @@ def test_mlp_decoder_refeeds_truth_every_m_steps():
     np.testing.assert_allclose(preds[:, :, 5], one_step(mu2), rtol=1e-5, atol=1e-6)
 
 
+def test_two_frame_mlp_decoder_reads_the_last_change():
+    x, z = _data()
+    module = MLPDecoder(K, H, frames=2)
+    params = module.init(jax.random.key(2), x, z, 1)["params"]
+    apply = jax.jit(lambda p, x, z, m: module.apply({"params": p}, x, z, m), static_argnums=3)
+    # M = 3: the rollout from true frame 3 also reads frame 2 (its last change), the first
+    # rollout frame 0 only (change 0); frame 5 is the change into restart 6.
+    assert _changed_steps(apply, params, x, z, 3, frame=3) == {3, 4, 5}
+    assert _changed_steps(apply, params, x, z, 3, frame=2) == {3, 4, 5}
+    assert _changed_steps(apply, params, x, z, 3, frame=5) == {6, 7, 8}
+    assert _changed_steps(apply, params, x, z, 3, frame=4) == set()
+    assert _changed_steps(apply, params, x, z, 1, frame=4) == {4, 5}  # teacher forcing
+
+    # One step from (x^t, x^{t-1}) is the frames=1 network on [x^t, x^t - x^{t-1}], and the
+    # rollout carries (mu^{t+1}, x^t) on.
+    def one_step(frame, before):  # [B, N, D] x 2 -> mu of the frame after `frame`
+        # Teacher-forced on [before, frame, any]: step 1 reads frame and frame - before.
+        return apply(params, jnp.stack([before, frame, frame], axis=2), z, 1)[:, :, 1]
+
+    preds = apply(params, x, z, 3)
+    mu1 = one_step(x[:, :, 3], x[:, :, 2])
+    mu2 = one_step(mu1, x[:, :, 3])
+    np.testing.assert_allclose(preds[:, :, 3], mu1, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(preds[:, :, 4], mu2, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(preds[:, :, 5], one_step(mu2, mu1), rtol=1e-5, atol=1e-6)
+    # The change is an input of its own: the same frame after another one predicts otherwise.
+    assert not np.allclose(mu1, one_step(x[:, :, 3], x[:, :, 1]))
+    # `previous` gives the first rollout its change in place of zero.
+    given = module.apply({"params": params}, x[:, :, 3:], z, 3, previous=x[:, :, 2])
+    np.testing.assert_allclose(given[:, :, :3], preds[:, :, 3:6], rtol=1e-5, atol=1e-6)
+
+
 def _input_frames(module, params, x, z, **kwargs):
     """Frames whose true values the predictions depend on (nonzero input gradient)."""
     grad = jax.grad(lambda a: module.apply({"params": params}, a, z, **kwargs).sum())(x)

@@ -52,6 +52,18 @@ def test_make_model_rejects_unknown_names(field, value, message):
         make_model(config)
 
 
+def test_decoder_frames_error_names_the_fix():
+    from nri_jax.config import check_config
+
+    config = base_config("kuramoto")
+    config.model.decoder_frames = 3
+    with pytest.raises(ValueError, match=r"^config\.model\.decoder_frames=3 must be 1 or 2 "):
+        check_config(config, num_devices=1)
+    for decoder in ("mlp", "rnn"):  # the RNN (and sim) decoders ignore it
+        config.model.decoder_frames, config.model.decoder = 2, decoder
+        check_config(config, num_devices=1)
+
+
 @pytest.mark.parametrize("encoder, decoder", [("mlp", "mlp"), ("cnn", "rnn")])
 def test_one_adam_step_lowers_the_loss(encoder, decoder):
     x = 0.5 * jax.random.normal(jax.random.key(0), (4, N, 16, D))
@@ -155,6 +167,24 @@ def test_methods_compose_for_evaluation():
     free = model.apply(variables, x[:, :, 4:], edges, T - 5, method="decode")
     np.testing.assert_allclose(roll[:, :, 4:], free, rtol=1e-5, atol=1e-6)
     assert _input_frames(rollout, x) == {0, 1, 2, 3, 4}
+
+
+def test_two_frame_decoder_rollout_starts_from_the_true_last_change():
+    x = jax.random.normal(jax.random.key(0), (B, N, T, D))
+    model = NRI("mlp", "mlp", edge_types=2, hidden=8, decoder_hidden=8, decoder_frames=2)
+    variables = _init(model, x)
+    edges = jax.nn.softmax(model.apply(variables, x, method="encode"))
+
+    def rollout(inputs):
+        return model.apply(variables, inputs, edges, 4, method="rollout")
+
+    # Truth for steps 0..4 (one-step predictions from (x^t, x^{t-1})), then a free run from
+    # true frame 4 that starts with the change x^4 - x^3.
+    assert _input_frames(rollout, x) == {0, 1, 2, 3, 4}
+    assert _input_frames(lambda a: rollout(a)[:, :, 4:], x) == {3, 4}
+    decoder = model.bind(variables).decoder_net
+    expected = decoder(x[:, :, 4:], edges, T - 5, previous=x[:, :, 3])
+    np.testing.assert_allclose(rollout(x)[:, :, 4:], expected, rtol=1e-5, atol=1e-6)
 
 
 def test_dynamic_graph_rollout():

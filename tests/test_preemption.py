@@ -15,6 +15,9 @@ from pathlib import Path
 
 import pytest
 
+# Seven train.py processes, each with its own JAX start-up and compilation (~80 s in all).
+pytestmark = pytest.mark.processes
+
 ROOT = Path(__file__).resolve().parents[1]
 STEPS_PER_EPOCH = 16  # 32 training samples in batches of 2
 METRICS = ("train_loss", "train_nll", "train_kl", "train_accuracy", "valid_nll", "valid_accuracy")

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -41,6 +42,7 @@ def _run(out, devices):
     return np.load(out)
 
 
+@pytest.mark.processes  # two processes, each with its own JAX start-up and compilation (~26 s)
 def test_four_devices_match_one(tmp_path):
     one = _run(tmp_path / "one.npz", 1)
     four = _run(tmp_path / "four.npz", 4)
