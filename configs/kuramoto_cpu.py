@@ -18,7 +18,7 @@ def get_config():
     # The CNN encoder at 128 units with the MLP decoder. With the two-frame decoder below it
     # reached 79.2% validation after 12 epochs, against 58.4% for the MLP encoder at 256 units
     # (which memorises the flattened trajectories: 99.7% training accuracy supervised); it costs
-    # ~55 s per epoch against ~18. With the recurrent decoder it stayed at 52.7-53.5%.
+    # ~59 s per epoch against ~18. With the recurrent decoder it stayed at 52.7-53.5%.
     config.model.encoder = "cnn"
     config.model.hidden = 128
     config.model.decoder = "mlp"
@@ -34,7 +34,7 @@ def get_config():
     # KL term, which pulls the edge posteriors towards uniform. With both, 52.4% validation
     # after 10 epochs, against 50.6% with the variance alone and 50.7% with neither (22 epochs).
     config.train.var = 5e-7
-    # 24 epochs (3.7k steps, ~25 minutes with generation and evaluation): 83.41% test, 2-3 points
-    # per epoch up to epoch 13, flat as the cosine schedule decays.
+    # 24 epochs (3.7k steps, ~25 minutes with generation and evaluation): 83.41% test, about 2
+    # points per epoch up to epoch 13, flat as the cosine schedule decays.
     config.train.epochs = 24
     return config

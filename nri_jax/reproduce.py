@@ -80,9 +80,9 @@ CPU_EPOCHS = {
     "corr_lstm": 4,
 }
 # What the cpu protocol changes further for one system's rows. Kuramoto NRI (sim.): on the raw
-# phases the CNN encoder (128 units, the paper's variance) reads the couplings where the config's
-# MLP one does not, at 90.25% validation after 16 epochs and 90.53% after 20 (docs/results.md,
-# note 5). The Kuramoto LSTMs stay at width 128 (the config's encoder width today): at 256 the
+# phases the CNN encoder (128 units, the paper's variance) reads the couplings where the MLP one
+# does not, at 90.25% validation after 16 epochs and 90.53% after 20 (docs/results.md,
+# note 5). The Kuramoto LSTMs stay at width 128 (the config's encoder width): at 256 the
 # three LSTM rows take ~1 hour on 2 cores, beyond the protocol's 75 minutes per system (note 13).
 _KURAMOTO_LSTM = {"model.hidden": 128}
 CPU_OVERRIDES_BY_SYSTEM = {
